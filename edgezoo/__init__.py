@@ -1,0 +1,54 @@
+"""edgezoo: pretrained models from a zoo to edge devices, with numerical parity proven on the real runtime.
+
+    import edgezoo
+    result = edgezoo.convert("digits-cnn", target="phone", out_dir="build")
+    print(result.passed, result.targets[0].output_dir)
+
+TensorFlow is imported only when a function needs it, so `import edgezoo` stays fast.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["convert", "load", "resolve_profile", "ConvertOptions", "EdgezooError"]
+
+from edgezoo.errors import EdgezooError
+
+
+def load(source: str, *, trust_model: bool = False):
+    """Resolve a source string (`digits-cnn`, `keras:MobileNetV2`, a path...) into a LoadedModel."""
+    from edgezoo.zoo import LoadOptions, load as zoo_load
+
+    return zoo_load(source, LoadOptions(trust_model=trust_model))
+
+
+def convert(source, options=None, *, feedback=None, **option_fields):
+    """Convert a source for one or more targets; returns a ConversionResult (check `.passed`).
+
+    Give either a ConvertOptions or its fields as keywords (`target=` is accepted for `targets=`).
+    """
+    from edgezoo.options import ConvertOptions
+    from edgezoo.pipeline import convert as run
+
+    if "target" in option_fields:
+        option_fields["targets"] = option_fields.pop("target")
+    if options is None:
+        options = ConvertOptions(**option_fields)
+    elif option_fields:
+        raise TypeError("give either options= or option keywords, not both")
+    return run(source, options, feedback)
+
+
+def resolve_profile(name_or_path: str):
+    from edgezoo.targets import resolve_profile as resolve
+
+    return resolve(name_or_path)
+
+
+def __getattr__(name):
+    if name == "ConvertOptions":
+        from edgezoo.options import ConvertOptions
+
+        return ConvertOptions
+    raise AttributeError(name)

@@ -1,0 +1,95 @@
+"""TFLite through TensorFlow's TFLiteConverter, from the canonical SavedModel's serving signature."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgezoo import _tf
+from edgezoo.converter.base import Artifact, ConversionRequest, Quantization
+from edgezoo.errors import CalibrationDataError, ConversionError
+from edgezoo.zoo.base import LoadedModel
+
+FORMAT = "tflite"
+FILENAME = "model.tflite"
+
+
+def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Artifact:
+    tf = _tf.tf()
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(model.saved_model_dir), signature_keys=[model.signature_key])
+    _configure(converter, tf, request)
+    with _tf.quiet_native_output() as log:
+        try:
+            flatbuffer = converter.convert()
+        except Exception as exc:
+            detail = log.tail() if not _tf.is_verbose() else ""
+            raise ConversionError(
+                f"TFLite conversion of {model.name} ({request.quantization.value}) failed: {type(exc).__name__}: "
+                f"{_first_line(exc)}\n{detail}\nRun with --verbose for the converter's full log."
+            ) from exc
+    path = workdir / FILENAME
+    path.write_bytes(flatbuffer)
+    return Artifact(
+        format=FORMAT,
+        path=path,
+        files=(path,),
+        quantization=request.quantization,
+        input_names=tuple(spec.name for spec in model.inputs),
+        output_names=tuple(spec.name for spec in model.outputs),
+        ops=ops_used(flatbuffer),
+    )
+
+
+def _configure(converter, tf, request: ConversionRequest) -> None:
+    quantization = request.quantization
+    if quantization is Quantization.FLOAT32:
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization is Quantization.FLOAT16:
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization is Quantization.DYNAMIC_INT8:
+        pass  # Optimize.DEFAULT without a representative dataset quantises weights only
+    else:
+        if request.calibration is None:
+            raise CalibrationDataError(f"{quantization.value} quantisation needs calibration data; pass --calibration.")
+        calibration = request.calibration
+        converter.representative_dataset = lambda: (
+            [sample[name] for name in sorted(sample)] for sample in calibration.representative_samples()
+        )
+        if quantization is Quantization.INT8:
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            io_type = tf.int8
+        else:
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
+            io_type = tf.int16
+        if request.integer_io:
+            converter.inference_input_type = io_type
+            converter.inference_output_type = io_type
+
+
+def ops_used(flatbuffer: bytes) -> tuple[str, ...]:
+    """The distinct builtin or custom op names in a .tflite model, sorted."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer)
+    return tuple(sorted({op["op_name"] for op in interpreter._get_ops_details()}))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def quantize_input(array: np.ndarray, detail: dict) -> np.ndarray:
+    """Float model inputs to an integer tensor's values, with the tensor's scale and zero point."""
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(array / scale + zero_point), info.min, info.max).astype(detail["dtype"])
+
+
+def dequantize_output(array: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    return ((array.astype(np.float32) - zero_point) * scale).astype(np.float32)

@@ -1,0 +1,122 @@
+"""The whole path for one source: load, prepare data, then per target convert, validate, report, publish."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ContextManager
+
+from edgezoo import calibration as calibration_data
+from edgezoo.converter import converter_for
+from edgezoo.converter.base import Artifact, ConversionRequest
+from edgezoo.errors import TargetConstraintError
+from edgezoo.options import ConvertOptions
+from edgezoo.output import OutputTree
+from edgezoo.report import target_report, write_json
+from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile
+from edgezoo.validate import ParityReport, check_parity
+from edgezoo.validate.runners.tensorflow import run_reference
+from edgezoo.zoo import LoadedModel, LoadOptions, load
+
+
+@dataclass
+class Feedback:
+    """How the pipeline tells its caller what it is doing; silent by default (the CLI shows it)."""
+
+    step: Callable[[str], ContextManager] = lambda text: contextlib.nullcontext()
+    warn: Callable[[str], None] = lambda text: None
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    target: str
+    output_dir: Path
+    artifact: Artifact
+    parity: ParityReport
+    report: dict
+
+    @property
+    def passed(self) -> bool:
+        return self.parity.passed
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    model: LoadedModel
+    targets: tuple[TargetResult, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return all(t.passed for t in self.targets)
+
+    def to_json(self) -> dict:
+        return {
+            "passed": self.passed,
+            "model": self.model.to_json(),
+            "targets": [
+                {"target": t.target, "output_dir": str(t.output_dir), "passed": t.passed, "report": t.report} for t in self.targets
+            ],
+        }
+
+
+def resolve_targets(names: tuple[str, ...]) -> list[TargetProfile]:
+    expanded = list(builtin_profiles()) if "all" in names else list(names)
+    return [resolve_profile(name) for name in dict.fromkeys(expanded)]
+
+
+def prepare_data(model: LoadedModel, options: ConvertOptions) -> calibration_data.CalibrationSet:
+    if options.calibration is not None:
+        return calibration_data.load_calibration(options.calibration, model, seed=options.seed, max_samples=options.max_calibration_samples)
+    if model.load_data is not None:
+        return calibration_data.from_model_data(model)
+    return calibration_data.synthetic(model, seed=options.seed)
+
+
+def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedback | None = None) -> ConversionResult:
+    feedback = feedback or Feedback()
+    profiles = resolve_targets(options.targets)  # a bad target fails before any slow work
+    with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
+        model = load(source, LoadOptions(trust_model=options.trust_model)) if isinstance(source, str) else source
+    tree = OutputTree(options.out_dir, model.name, options.force)
+    tree.check([p.name for p in profiles])
+    try:
+        data = prepare_data(model, options)
+        for message in data.warnings:
+            feedback.warn(message)
+        with feedback.step(f"running the original on {data.num_heldout} held-out inputs"):
+            reference = run_reference(model, data.heldout)
+        results = tuple(_convert_target(model, profile, options, data, reference, tree, feedback) for profile in profiles)
+    finally:
+        tree.discard_empty()
+    return ConversionResult(model, results)
+
+
+def _convert_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback) -> TargetResult:
+    quantization = options.quantize or profile.quantization
+    tolerance = profile.tolerance_for(quantization)
+    request = ConversionRequest(
+        quantization=quantization,
+        calibration=data if quantization.needs_calibration else None,
+        integer_io=profile.integer_io and quantization.needs_calibration,
+    )
+    with tree.staging(profile.name) as staging:
+        with feedback.step(f"{profile.name}: converting to {profile.format} ({quantization.value})"):
+            artifact = converter_for(profile.format).convert(model, request, staging)
+        _check_budgets(profile, artifact)
+        with feedback.step(f"{profile.name}: checking parity on {profile.runtime}"):
+            parity = check_parity(
+                artifact, profile.runtime, data.heldout, reference, classifier=model.task == "classification", tolerance=tolerance
+            )
+        report = target_report(model=model, profile=profile, artifact=artifact, parity=parity, calibration=data, output_dir=staging)
+        write_json(staging / "report.json", report)
+        final = tree.publish(staging, profile.name)
+    return TargetResult(profile.name, final, artifact.relocated(staging, final), parity, report)
+
+
+def _check_budgets(profile: TargetProfile, artifact: Artifact) -> None:
+    if profile.max_model_bytes is not None and artifact.size_bytes > profile.max_model_bytes:
+        raise TargetConstraintError(
+            f"the {artifact.format} model is {artifact.size_bytes:,} bytes, over target '{profile.name}''s budget of "
+            f"{profile.max_model_bytes:,} bytes. Try stronger quantisation (--quantize int8) or pruning (--prune)."
+        )

@@ -1,0 +1,88 @@
+"""Compare an artifact on its runtime with the original in TensorFlow, on the same inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgezoo._tf import quiet_native_output
+from edgezoo.converter.base import Artifact
+from edgezoo.errors import RuntimeFailure
+from edgezoo.targets.profile import Tolerance
+from edgezoo.validate import metrics
+from edgezoo.validate.runners import runner_for
+
+
+@dataclass(frozen=True)
+class OutputParity:
+    name: str
+    metrics: dict[str, float]
+    violations: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+    def to_json(self) -> dict:
+        return {"name": self.name, **self.metrics, "passed": self.passed, "violations": list(self.violations)}
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    runtime: str
+    num_samples: int
+    outputs: tuple[OutputParity, ...]
+    tolerance: Tolerance
+    error: str | None = None  # the runtime failed to run the artifact at all
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(o.passed for o in self.outputs)
+
+    def summary(self) -> str:
+        if self.error:
+            return f"{self.runtime} failed: {self.error}"
+        worst = [f"{o.name}: {'; '.join(o.violations)}" for o in self.outputs if o.violations]
+        return "; ".join(worst) if worst else "all outputs within tolerance"
+
+    def to_json(self) -> dict:
+        import dataclasses
+
+        return {
+            "passed": self.passed,
+            "runtime": self.runtime,
+            "num_samples": self.num_samples,
+            "tolerance": {k: v for k, v in dataclasses.asdict(self.tolerance).items() if v is not None},
+            "outputs": [o.to_json() for o in self.outputs],
+            "error": self.error,
+        }
+
+
+def compare_outputs(
+    reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray], *, classifier: bool, tolerance: Tolerance, runtime: str
+) -> ParityReport:
+    """Every output checked by name; all violations collected, none raised."""
+    results = []
+    for name in sorted(reference):
+        if name not in candidate:
+            results.append(OutputParity(name, {}, (f"missing from the artifact's outputs ({', '.join(sorted(candidate))})",)))
+            continue
+        ref, out = reference[name], candidate[name]
+        if ref.shape != out.shape:
+            results.append(OutputParity(name, {}, (f"shape {out.shape} differs from the original's {ref.shape}",)))
+            continue
+        values = metrics.compare(ref, out, classifier=classifier)
+        results.append(OutputParity(name, values, tuple(tolerance.violations(values))))
+    return ParityReport(runtime, len(next(iter(reference.values()))), tuple(results), tolerance)
+
+
+def check_parity(
+    artifact: Artifact, runtime: str, inputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], *, classifier: bool, tolerance: Tolerance
+) -> ParityReport:
+    try:
+        with quiet_native_output():  # runtimes print INFO lines (delegates) straight to stderr
+            candidate = runner_for(runtime).run(artifact, inputs)
+    except RuntimeFailure as exc:
+        return ParityReport(runtime, len(next(iter(inputs.values()))), (), tolerance, error=str(exc))
+    return compare_outputs(reference, candidate, classifier=classifier, tolerance=tolerance, runtime=runtime)

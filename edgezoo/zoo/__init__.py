@@ -1,0 +1,61 @@
+"""Resolve a source string into a LoadedModel. One module per source kind, one registry.
+
+A source module registers itself with `@register_source(name, matches)`; `load()` asks each
+in registration order whether it claims the string.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from edgezoo.errors import SourceNotFoundError
+from edgezoo.zoo.base import LoadedModel, ModelData, Preprocessing, TensorSpec
+
+__all__ = ["LoadedModel", "ModelData", "Preprocessing", "TensorSpec", "load", "register_source", "SOURCE_MODULES"]
+
+# Modules that hold sources, imported lazily on first use. A new source kind: one module plus one line here.
+SOURCE_MODULES = (
+    "edgezoo.zoo.bundled",
+    "edgezoo.zoo.local",
+)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    trust_model: bool = False  # allow Lambda layers, custom objects and file-system ops
+
+
+@dataclass(frozen=True)
+class _Source:
+    name: str
+    matches: Callable[[str], bool]
+    load: Callable[[str, LoadOptions], LoadedModel]
+    describe: str
+
+
+_SOURCES: dict[str, _Source] = {}
+
+
+def register_source(name: str, matches: Callable[[str], bool], describe: str):
+    def decorator(load_fn):
+        _SOURCES[name] = _Source(name, matches, load_fn, describe)
+        return load_fn
+
+    return decorator
+
+
+def sources() -> dict[str, _Source]:
+    for module in SOURCE_MODULES:
+        importlib.import_module(module)
+    return _SOURCES
+
+
+def load(source: str, options: LoadOptions | None = None) -> LoadedModel:
+    options = options or LoadOptions()
+    for entry in sources().values():
+        if entry.matches(source):
+            return entry.load(source, options)
+    kinds = "; ".join(entry.describe for entry in sources().values())
+    raise SourceNotFoundError(f"unknown model source '{source}'. Known kinds: {kinds}.")

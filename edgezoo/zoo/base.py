@@ -1,0 +1,146 @@
+"""What the zoo hands to every other step: a `LoadedModel` around a canonical SavedModel."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgezoo.errors import CorruptModelError
+
+SIGNATURE_KEY = "serving_default"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int | None, ...]  # with the batch dimension first; None where dynamic
+    dtype: str  # numpy dtype name, e.g. "float32"
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw inputs (pixels) become model inputs: optional channel flip, then x*scale+offset, then (x-mean)/std."""
+
+    scale: float = 1.0
+    offset: float = 0.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    channel_order: str = "RGB"  # RGB, BGR or grayscale
+    description: str = "none"
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        x = raw.astype(np.float32)
+        if self.channel_order == "BGR":
+            x = x[..., ::-1]
+        x = x * np.float32(self.scale) + np.float32(self.offset)
+        if self.mean is not None:
+            x = x - np.asarray(self.mean, np.float32)
+        if self.std is not None:
+            x = x / np.asarray(self.std, np.float32)
+        return x
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Preprocessing":
+        data = dict(data)
+        for key in ("mean", "std"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """Example inputs that come with a model (bundled models): calibration and labelled held-out inputs."""
+
+    calibration: dict[str, np.ndarray]
+    heldout: dict[str, np.ndarray]
+    heldout_labels: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    source: str
+    saved_model_dir: Path
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    sha256: str
+    version: str | None = None
+    task: str | None = None  # "classification" enables top-k metrics
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    labels: tuple[str, ...] | None = None
+    license: str | None = None
+    signature_key: str = SIGNATURE_KEY
+    # Loads the example data lazily; None when the source ships none.
+    load_data: Callable[[], ModelData] | None = field(default=None, compare=False, repr=False)
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "version": self.version,
+            "sha256": self.sha256,
+            "task": self.task,
+            "inputs": [spec.to_json() for spec in self.inputs],
+            "outputs": [spec.to_json() for spec in self.outputs],
+            "preprocessing": self.preprocessing.to_json(),
+            "license": self.license,
+        }
+
+
+def sha256_of_path(path: Path) -> str:
+    """sha256 of a file, or of a folder's files (relative names and contents, in sorted order)."""
+    digest = hashlib.sha256()
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def read_signature(saved_model_dir: Path, signature_key: str = SIGNATURE_KEY) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Input and output specs of a SavedModel's serving signature, in sorted name order."""
+    from edgezoo import _tf
+
+    tf = _tf.tf()
+    try:
+        with _tf.quiet_native_output():
+            loaded = tf.saved_model.load(str(saved_model_dir))
+    except Exception as exc:  # TensorFlow raises many kinds for a damaged file
+        raise CorruptModelError(
+            f"cannot read the SavedModel at {saved_model_dir}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+            "Check that the folder is a complete SavedModel (saved_model.pb and variables/)."
+        ) from exc
+    if signature_key not in loaded.signatures:
+        raise CorruptModelError(
+            f"the SavedModel at {saved_model_dir} has no '{signature_key}' signature "
+            f"(it has: {', '.join(loaded.signatures) or 'none'}). Re-export it with a serving signature."
+        )
+    function = loaded.signatures[signature_key]
+    input_specs = function.structured_input_signature[1]
+    inputs = tuple(
+        TensorSpec(name, tuple(spec.shape.as_list()), spec.dtype.as_numpy_dtype().dtype.name)
+        for name, spec in sorted(input_specs.items())
+    )
+    outputs = tuple(
+        TensorSpec(name, tuple(spec.shape.as_list()), spec.dtype.as_numpy_dtype().dtype.name)
+        for name, spec in sorted(function.structured_outputs.items())
+    )
+    return inputs, outputs
