@@ -1,0 +1,3 @@
+from edgezoo.cli import main
+
+main()

@@ -1,0 +1,186 @@
+"""The `edgezoo` command: a thin layer over the Python API. Exit codes follow DESIGN.md:
+0 success, 1 parity below tolerance, 2 bad usage or input, 3 target cannot be met, 4 converter or runtime failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import sys
+import threading
+import time
+
+from edgezoo.errors import EdgezooError
+
+EXIT_OK, EXIT_PARITY, EXIT_USAGE, EXIT_TARGET, EXIT_FAILURE = 0, 1, 2, 3, 4
+
+
+class Console:
+    """Where the CLI talks: progress and warnings on stderr (a spinner on a terminal), results on stdout."""
+
+    def __init__(self, json_mode: bool, verbose: bool):
+        self.json_mode = json_mode
+        self.verbose = verbose
+        self.tty = sys.stderr.isatty()
+
+    @contextlib.contextmanager
+    def step(self, text: str):
+        if self.json_mode:
+            yield
+            return
+        start = time.monotonic()
+        if not self.tty:
+            print(f"... {text}", file=sys.stderr, flush=True)
+            yield
+            return
+        done = threading.Event()
+
+        def spin():
+            for frame in itertools.cycle("|/-\\"):
+                if done.wait(0.1):
+                    break
+                print(f"\r{frame} {text} ({time.monotonic() - start:.0f}s)", end="", file=sys.stderr, flush=True)
+
+        spinner = threading.Thread(target=spin, daemon=True)
+        spinner.start()
+        try:
+            yield
+        finally:
+            done.set()
+            spinner.join()
+            print(f"\r\033[K  {text} ({time.monotonic() - start:.1f}s)", file=sys.stderr, flush=True)
+
+    def warn(self, text: str) -> None:
+        print(f"WARNING: {text}", file=sys.stderr, flush=True)
+
+    def result(self, data: dict, human: str) -> None:
+        print(json.dumps(data, indent=2) if self.json_mode else human, flush=True)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print a machine-readable JSON result on stdout")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the converters' own logs, and tracebacks")
+
+
+# --- convert -----------------------------------------------------------------------------------
+
+
+def _add_convert(subparsers) -> None:
+    from edgezoo.converter.base import Quantization
+
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert a model for one or more targets and check parity on the target's runtime",
+        description="Load SOURCE from the zoo, convert it for each target profile, and check it against the original "
+        "on the runtime that will run it. Writes OUT/<model>/<target>/ with the artifact and report.json.",
+    )
+    parser.add_argument("source", help="a bundled model (digits-cnn), keras:NAME, hub:HANDLE, or a path to a SavedModel, .keras or .h5")
+    parser.add_argument("--target", "-t", action="append", dest="targets", metavar="TARGET",
+                        help="target profile name (phone, ...), a path to a .toml profile, or 'all'; repeatable (default: phone)")
+    parser.add_argument("--out", "-o", default="build", help="output folder (default: build)")
+    parser.add_argument("--quantize", choices=[q.value for q in Quantization], help="override the profile's quantisation")
+    parser.add_argument("--calibration", metavar="FILE", help=".npz or .npy of preprocessed model inputs, for calibration and validation")
+    parser.add_argument("--force", action="store_true", help="replace existing output folders")
+    parser.add_argument("--seed", type=int, default=0, help="seed for data sampling (default: 0)")
+    parser.add_argument("--trust-model", action="store_true", help="allow models that run their own code on load (Lambda layers, custom ops)")
+    _common(parser)
+    parser.set_defaults(handler=_run_convert)
+
+
+def _run_convert(args, console: Console) -> int:
+    import edgezoo
+    from edgezoo.options import ConvertOptions
+    from edgezoo.pipeline import Feedback
+
+    options = ConvertOptions(
+        targets=tuple(args.targets or ("phone",)),
+        out_dir=args.out,
+        quantize=args.quantize,
+        calibration=args.calibration,
+        force=args.force,
+        seed=args.seed,
+        trust_model=args.trust_model,
+    )
+    result = edgezoo.convert(args.source, options, feedback=Feedback(step=console.step, warn=console.warn))
+    lines = []
+    for target in result.targets:
+        verdict = "passed" if target.passed else "FAILED"
+        size_kb = target.artifact.size_bytes / 1024
+        lines.append(
+            f"{target.target}: {target.artifact.path} ({size_kb:.1f} KiB, {target.artifact.format} {target.artifact.quantization.value})\n"
+            f"  parity on {target.parity.runtime} over {target.parity.num_samples} inputs: {verdict} ({_headline(target.parity)})\n"
+            f"  report: {target.output_dir / 'report.json'}"
+        )
+    console.result(result.to_json(), "\n".join(lines))
+    return EXIT_OK if result.passed else EXIT_PARITY
+
+
+def _headline(parity) -> str:
+    if parity.error:
+        return parity.error
+    parts = []
+    for output in parity.outputs:
+        m = output.metrics
+        figures = [f"max abs err {m['max_abs_error']:.3g}", f"cosine {m['cosine']:.6f}"] if m else []
+        if m.get("top1_agreement") is not None:
+            figures.append(f"top-1 agreement {100 * m['top1_agreement']:.1f}%")
+        text = f"{output.name}: {', '.join(figures)}"
+        if output.violations:
+            text += f" -- {'; '.join(output.violations)}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+COMMANDS = (_add_convert,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import edgezoo
+
+    parser = argparse.ArgumentParser(
+        prog="edgezoo",
+        description="Take pretrained models from a zoo to edge devices (TFLite, TF.js, ONNX) and prove parity on the real runtime.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgezoo {edgezoo.__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from edgezoo import _tf
+
+    _tf.set_verbose(args.verbose)
+    _tf.configure_environment()
+    console = Console(json_mode=args.json, verbose=args.verbose)
+    try:
+        return args.handler(args, console)
+    except EdgezooError as exc:
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"edgezoo: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgezoo: interrupted; no partial output was kept.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an unwrapped third-party failure: say so, keep the code distinct
+        if args.verbose:
+            raise
+        print(f"edgezoo: internal error: {type(exc).__name__}: {exc}. Re-run with --verbose for the traceback.", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()
