@@ -73,7 +73,10 @@ def compare_outputs(
             results.append(OutputParity(name, {}, (f"shape {out.shape} differs from the original's {ref.shape}",)))
             continue
         values = metrics.compare(ref, out, classifier=classifier)
-        results.append(OutputParity(name, values, tuple(tolerance.violations(values))))
+        violations = tolerance.violations(values)
+        if not np.all(np.isfinite(out)) and np.all(np.isfinite(ref)):
+            violations.insert(0, f"{int(np.sum(~np.isfinite(out)))} non-finite values (NaN or Inf) where the original has none")
+        results.append(OutputParity(name, values, tuple(violations)))
     return ParityReport(runtime, len(next(iter(reference.values()))), tuple(results), tolerance)
 
 
