@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +15,17 @@ class ConvertOptions:
     targets: tuple[str, ...] = ("phone",)  # built-in names, profile paths, or "all"
     out_dir: Path = Path("build")
     quantize: Quantization | None = None  # overrides each profile's quantisation
-    calibration: Path | None = None  # .npz/.npy of preprocessed model inputs
+    calibration: object = None  # a folder of images, a .npz/.npy/.tfrecord path, an iterable of samples, or a CalibrationSet
     force: bool = False  # replace existing output folders
     seed: int = 0
     max_calibration_samples: int = 500
     trust_model: bool = False
+    heldout_fraction: float = 0.2  # share of the calibration data kept apart to check parity on
+    image_resize: str = "bilinear"  # how calibration images are resized to the model's input size
+    calibration_features: tuple[tuple[str, str], ...] = ()  # TFRecord: (model input, feature key) pairs
+    prune: float | None = None  # target sparsity (0..1) of magnitude pruning, fine-tuned by distillation
+    keep_float: tuple[str, ...] = ()  # layers left in float in full-integer models
+    auto_fallback: bool = True  # int8: move the worst layers back to float until parity passes
 
     def __post_init__(self):
         # Accept the plain values a caller naturally writes, and keep the typed form.
@@ -27,8 +34,13 @@ class ConvertOptions:
             raise UsageError("no target given; use --target phone (or another profile name or path).")
         object.__setattr__(self, "targets", targets)
         object.__setattr__(self, "out_dir", Path(self.out_dir))
-        if self.calibration is not None:
+        if isinstance(self.calibration, (str, os.PathLike)):
             object.__setattr__(self, "calibration", Path(self.calibration))
+        if isinstance(self.calibration_features, dict):
+            object.__setattr__(self, "calibration_features", tuple(self.calibration_features.items()))
+        object.__setattr__(self, "keep_float", (self.keep_float,) if isinstance(self.keep_float, str) else tuple(self.keep_float))
+        if self.prune is not None and not 0.0 < float(self.prune) < 1.0:
+            raise UsageError(f"--prune takes a sparsity between 0 and 1 (the share of weights set to zero), got {self.prune}.")
         if self.quantize is not None and not isinstance(self.quantize, Quantization):
             try:
                 object.__setattr__(self, "quantize", Quantization(self.quantize))
@@ -37,3 +49,15 @@ class ConvertOptions:
                 raise UsageError(f"unknown quantization '{self.quantize}'; use one of {known}.") from None
         if self.max_calibration_samples < 1:
             raise UsageError("max_calibration_samples must be at least 1.")
+        self.calibration_settings()  # checks the sampling and image settings now, before any slow work
+
+    def calibration_settings(self):
+        from edgezoo.calibration import CalibrationSettings
+
+        return CalibrationSettings(
+            seed=self.seed,
+            max_samples=self.max_calibration_samples,
+            heldout_fraction=self.heldout_fraction,
+            resize=self.image_resize,
+            features=self.calibration_features,
+        )

@@ -67,7 +67,7 @@ def resolve_targets(names: tuple[str, ...]) -> list[TargetProfile]:
 
 def prepare_data(model: LoadedModel, options: ConvertOptions) -> calibration_data.CalibrationSet:
     if options.calibration is not None:
-        return calibration_data.load_calibration(options.calibration, model, seed=options.seed, max_samples=options.max_calibration_samples)
+        return calibration_data.load_calibration(options.calibration, model, options.calibration_settings())
     if model.load_data is not None:
         return calibration_data.from_model_data(model)
     return calibration_data.synthetic(model, seed=options.seed)

@@ -1,5 +1,8 @@
-"""Calibration and validation data: a `CalibrationSet` of named model inputs, checked against the model."""
+"""Calibration and validation data: a `CalibrationSet` of named model inputs, checked against the model.
 
-from edgezoo.calibration.dataset import CalibrationSet, from_model_data, load_calibration, synthetic
+Sources: folders of images, .npy/.npz, TFRecord files, and Python iterables (see `load_calibration`).
+"""
 
-__all__ = ["CalibrationSet", "from_model_data", "load_calibration", "synthetic"]
+from edgezoo.calibration.dataset import CalibrationSet, CalibrationSettings, from_model_data, load_calibration, synthetic
+
+__all__ = ["CalibrationSet", "CalibrationSettings", "from_model_data", "load_calibration", "synthetic"]

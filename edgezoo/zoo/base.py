@@ -35,6 +35,7 @@ class Preprocessing:
     std: tuple[float, ...] | None = None
     channel_order: str = "RGB"  # RGB, BGR or grayscale
     description: str = "none"
+    pixel_max: float = 255.0  # the raw value of a full-white pixel that `scale` expects (8-bit images are rescaled to it)
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         x = raw.astype(np.float32)
