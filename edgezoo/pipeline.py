@@ -13,9 +13,11 @@ from edgezoo.converter.base import Artifact, ConversionRequest
 from edgezoo.errors import TargetConstraintError
 from edgezoo.options import ConvertOptions
 from edgezoo.output import OutputTree
-from edgezoo.report import target_report, write_json
+from edgezoo.report import run_summary, target_report, write_json
 from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile
 from edgezoo.validate import ParityReport, check_parity
+from edgezoo.validate.device_check import GoldenSet, write_device_check
+from edgezoo.validate.html_report import write_summary_html, write_target_html
 from edgezoo.validate.runners.tensorflow import run_reference
 from edgezoo.zoo import LoadedModel, LoadOptions, load
 
@@ -87,6 +89,7 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
         with feedback.step(f"running the original on {data.num_heldout} held-out inputs"):
             reference = run_reference(model, data.heldout)
         results = tuple(_convert_target(model, profile, options, data, reference, tree, feedback) for profile in profiles)
+        _write_run_summary(model, results, tree)
     finally:
         tree.discard_empty()
     return ConversionResult(model, results)
@@ -108,10 +111,22 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
             parity = check_parity(
                 artifact, profile.runtime, data.heldout, reference, classifier=model.task == "classification", tolerance=tolerance
             )
-        report = target_report(model=model, profile=profile, artifact=artifact, parity=parity, calibration=data, output_dir=staging)
+        golden = GoldenSet(model.name, profile.name, tolerance, model.task == "classification", data.heldout, reference)
+        device_check = write_device_check(staging / "device_check", artifact, golden)
+        report = target_report(
+            model=model, profile=profile, artifact=artifact, parity=parity, calibration=data, output_dir=staging, device_check=device_check
+        )
         write_json(staging / "report.json", report)
+        write_target_html(staging, report)
         final = tree.publish(staging, profile.name)
     return TargetResult(profile.name, final, artifact.relocated(staging, final), parity, report)
+
+
+def _write_run_summary(model, results: tuple[TargetResult, ...], tree: OutputTree) -> None:
+    """OUT/<model>/report.json and report.html: this run's targets side by side (the parity matrix)."""
+    summary = run_summary(model, [(r.target, r.output_dir, r.report) for r in results], tree.model_dir)
+    write_json(tree.model_dir / "report.json", summary)
+    write_summary_html(tree.model_dir, summary)
 
 
 def _check_budgets(profile: TargetProfile, artifact: Artifact) -> None:

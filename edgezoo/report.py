@@ -1,13 +1,28 @@
-"""report.json: what was converted, how, and how closely it matches the original. Versioned schema."""
+"""report.json: what was converted, how, and how closely it matches the original.
+
+Two kinds of report, each with a versioned JSON schema in edgezoo/schemas/ (described for people in
+docs/report-schema.md): one per target folder (`OUT/<model>/<target>/report.json`), and one run
+summary per model folder (`OUT/<model>/report.json`) whose targets form the parity matrix.
+Bump SCHEMA_VERSION when a field is removed or changes meaning; adding fields keeps it.
+"""
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
+import math
 import os
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 SCHEMA_VERSION = 1
+TARGET_REPORT_KIND = "edgezoo.target-report"
+RUN_SUMMARY_KIND = "edgezoo.run-summary"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+SCHEMA_FILES = {TARGET_REPORT_KIND: "target-report.schema.json", RUN_SUMMARY_KIND: "run-summary.schema.json"}
 
 TOOL_PACKAGES = ("edgezoo", "tensorflow", "tf-keras", "ai-edge-litert", "tf2onnx", "onnx", "onnxruntime", "tensorflowjs", "tflite-micro", "numpy")
 
@@ -22,9 +37,31 @@ def tool_versions() -> dict[str, str | None]:
     return versions
 
 
-def target_report(*, model, profile, artifact, parity, calibration, output_dir: Path) -> dict:
+def schema_for(kind: str) -> dict:
+    """The JSON schema of a report kind (TARGET_REPORT_KIND or RUN_SUMMARY_KIND)."""
+    return json.loads((SCHEMA_DIR / SCHEMA_FILES[kind]).read_text())
+
+
+def golden_digest(inputs: dict[str, np.ndarray]) -> dict:
+    """Identifies the golden inputs, so reports compared side by side can show they saw the same data."""
+    digest = hashlib.sha256()
+    for name in sorted(inputs):
+        array = np.ascontiguousarray(inputs[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return {"num_samples": len(next(iter(inputs.values()))), "sha256": digest.hexdigest()}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def target_report(*, model, profile, artifact, parity, calibration, output_dir: Path, device_check: dict | None = None) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
+        "kind": TARGET_REPORT_KIND,
+        "created_at": _now(),
+        "passed": parity.passed,
         "model": {key: value for key, value in model.to_json().items()},
         "target": profile.name,
         "target_profile": profile.to_json(),
@@ -33,12 +70,68 @@ def target_report(*, model, profile, artifact, parity, calibration, output_dir: 
         "artifact": artifact.to_json(relative_to=output_dir),
         "parity": parity.to_json(),
         "calibration": calibration.statistics(),
+        "golden": golden_digest(calibration.heldout),
+        "device_check": device_check,
         "tools": tool_versions(),
     }
 
 
+def run_summary(model, targets: list[tuple[str, Path, dict]], model_dir: Path) -> dict:
+    """The model folder's report: every target of one run against the original, on the same golden inputs.
+
+    `targets` holds (target name, its output folder, its report) for each target of the run.
+    """
+    rows = []
+    for name, folder, report in targets:
+        parity = report["parity"]
+        rows.append(
+            {
+                "target": name,
+                "folder": folder.relative_to(model_dir).as_posix(),
+                "report": (folder / "report.json").relative_to(model_dir).as_posix(),
+                "html": (folder / "report.html").relative_to(model_dir).as_posix(),
+                "passed": report["passed"],
+                "format": report["format"],
+                "quantization": report["quantization"],
+                "runtime": parity["runtime"],
+                "size_bytes": report["artifact"]["size_bytes"],
+                "tolerance": parity["tolerance"],
+                "error": parity["error"],
+                "outputs": [{k: v for k, v in output.items() if k != "error_histogram"} for output in parity["outputs"]],
+                "golden_sha256": report["golden"]["sha256"],
+            }
+        )
+    goldens = {row["golden_sha256"] for row in rows}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": RUN_SUMMARY_KIND,
+        "created_at": _now(),
+        "passed": all(row["passed"] for row in rows),
+        "model": model.to_json(),
+        "same_golden_inputs": len(goldens) == 1,
+        "golden": targets[0][2]["golden"] if targets else None,
+        "targets": rows,
+        "tools": tool_versions(),
+    }
+
+
+def _finite(value):
+    """JSON has no NaN or Infinity: a non-finite figure becomes null (the violation text still names it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
 def write_json(path: Path, data: dict) -> None:
     """Write through a temporary file and rename, so a reader never sees half a report."""
+    write_text(path, json.dumps(_finite(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)

@@ -66,10 +66,58 @@ def snr_db(ref, out):
     return float(min(SNR_CAP_DB, 10 * np.log10(signal / noise)))
 
 
+@metric("psnr_db")
+def psnr_db(ref, out):
+    """Peak signal-to-noise ratio; the peak is the largest magnitude in the reference output."""
+    mse = np.mean(_diff(ref, out) ** 2)
+    peak = float(np.max(np.abs(ref.astype(np.float64)))) if ref.size else 0.0
+    if mse == 0:
+        return SNR_CAP_DB
+    if peak == 0:
+        return -SNR_CAP_DB
+    return float(np.clip(10 * np.log10(peak**2 / mse), -SNR_CAP_DB, SNR_CAP_DB))
+
+
+@metric("relative_l2_error")
+def relative_l2_error(ref, out):
+    """Norm of the error over the norm of the reference, over the whole output."""
+    error = float(np.linalg.norm(_diff(ref, out).ravel()))
+    reference = float(np.linalg.norm(ref.astype(np.float64).ravel()))
+    if reference == 0:
+        return 0.0 if error == 0 else float("inf")
+    return error / reference
+
+
 @metric("top1_agreement", classifier_only=True)
 def top1_agreement(ref, out):
     return float(np.mean(np.argmax(ref, axis=-1) == np.argmax(out, axis=-1)))
 
 
+@metric("top5_agreement", classifier_only=True)
+def top5_agreement(ref, out):
+    """Share of samples whose best class in the original is among the artifact's five best (top-5 accuracy,
+    with the original's prediction as the label); None when there are five classes or fewer."""
+    classes = ref.shape[-1]
+    if classes <= 5:
+        return None
+    best = np.argmax(ref.reshape(-1, classes), axis=-1)
+    top5 = np.argpartition(-out.reshape(-1, classes).astype(np.float64), 5, axis=-1)[:, :5]
+    return float(np.mean(np.any(top5 == best[:, None], axis=-1)))
+
+
 def compare(ref: np.ndarray, out: np.ndarray, classifier: bool) -> dict[str, float]:
     return {name: fn(ref, out) for name, (fn, classifier_only) in METRICS.items() if classifier or not classifier_only}
+
+
+def error_histogram(ref: np.ndarray, out: np.ndarray, bins: int = 40) -> dict:
+    """Counts of the signed element-wise error (artifact minus original), for the report's plots.
+
+    Non-finite errors are counted apart, so one NaN does not hide the shape of the rest.
+    """
+    error = (out.astype(np.float64) - ref.astype(np.float64)).ravel()
+    finite = error[np.isfinite(error)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if low == high:  # identical outputs (or one value): a single bin around it
+        low, high = low - 0.5, high + 0.5
+    counts, edges = np.histogram(finite, bins=bins, range=(low, high))
+    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts], "non_finite": int(error.size - finite.size)}

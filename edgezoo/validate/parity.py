@@ -19,13 +19,20 @@ class OutputParity:
     name: str
     metrics: dict[str, float]
     violations: tuple[str, ...]
+    histogram: dict | None = None  # of the signed error, for the HTML report's plots
 
     @property
     def passed(self) -> bool:
         return not self.violations
 
     def to_json(self) -> dict:
-        return {"name": self.name, **self.metrics, "passed": self.passed, "violations": list(self.violations)}
+        return {
+            "name": self.name,
+            **self.metrics,
+            "passed": self.passed,
+            "violations": list(self.violations),
+            "error_histogram": self.histogram,
+        }
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ def compare_outputs(
         violations = tolerance.violations(values)
         if not np.all(np.isfinite(out)) and np.all(np.isfinite(ref)):
             violations.insert(0, f"{int(np.sum(~np.isfinite(out)))} non-finite values (NaN or Inf) where the original has none")
-        results.append(OutputParity(name, values, tuple(violations)))
+        results.append(OutputParity(name, values, tuple(violations), metrics.error_histogram(ref, out)))
     return ParityReport(runtime, len(next(iter(reference.values()))), tuple(results), tolerance)
 
 

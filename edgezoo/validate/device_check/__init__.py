@@ -1,0 +1,152 @@
+"""The on-device proof: `device_check/` next to every artifact.
+
+It holds the golden inputs, the original's outputs on them (`.npz`), the target's tolerances
+(`tolerances.json`, which also names the model and its tensors), and a check that runs on the
+device with nothing of edgezoo installed: `check_parity.py` (numpy plus the model's runtime) for
+TFLite and ONNX. One bundle writer per artifact format, in BUNDLE_WRITERS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+import io
+import json
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgezoo.converter.base import Artifact
+from edgezoo.targets.profile import Tolerance
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MANIFEST_SCHEMA_VERSION = 1
+MAX_GOLDEN_BYTES = 8 << 20  # golden inputs kept small enough to copy to a device; at least one sample
+MAX_GOLDEN_SAMPLES = 500
+
+
+@dataclass(frozen=True)
+class GoldenSet:
+    """What the bundle proves: the artifact, given `inputs`, must give `expected` within `tolerance`."""
+
+    model_name: str
+    target: str
+    tolerance: Tolerance
+    classifier: bool
+    inputs: dict[str, np.ndarray]  # golden name -> [N, ...] model inputs (float, before any quantisation)
+    expected: dict[str, np.ndarray]  # golden name -> the original's outputs
+    # The artifact's own tensor names where they differ from the golden names (artifacts made by other tools).
+    input_names: dict[str, str] = field(default_factory=dict)
+    output_names: dict[str, str] = field(default_factory=dict)
+
+    def limited(self, max_bytes: int = MAX_GOLDEN_BYTES, max_samples: int = MAX_GOLDEN_SAMPLES) -> "GoldenSet":
+        """The first samples that fit the byte budget (golden data travels to small devices)."""
+        count = len(next(iter(self.inputs.values())))
+        per_sample = sum(a[:1].nbytes for a in self.inputs.values()) + sum(a[:1].nbytes for a in self.expected.values())
+        keep = max(1, min(count, max_samples, max_bytes // max(per_sample, 1)))
+        cut = lambda arrays: {name: a[:keep] for name, a in arrays.items()}  # noqa: E731
+        return dataclasses.replace(self, inputs=cut(self.inputs), expected=cut(self.expected))
+
+
+def write_device_check(folder: Path, artifact: Artifact, golden: GoldenSet) -> dict | None:
+    """Write the bundle for `artifact` into `folder`; returns the report's `device_check` section,
+    or None for a format that has no device check."""
+    writer = BUNDLE_WRITERS.get(artifact.format)
+    if writer is None:
+        return None
+    golden = golden.limited()
+    folder.mkdir(parents=True, exist_ok=True)
+    save_npz(folder / "golden_inputs.npz", golden.inputs)
+    save_npz(folder / "expected_outputs.npz", golden.expected)
+    manifest = _manifest(folder, artifact, golden)
+    (folder / "tolerances.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    command = writer(folder, artifact, golden)
+    files = sorted(p.relative_to(folder.parent).as_posix() for p in folder.rglob("*") if p.is_file())
+    return {
+        "folder": folder.name,
+        "num_samples": len(next(iter(golden.inputs.values()))),
+        "command": command,
+        "files": files,
+        "not_checked": manifest["not_checked"],
+    }
+
+
+def _manifest(folder: Path, artifact: Artifact, golden: GoldenSet) -> dict:
+    from edgezoo import __version__
+
+    return {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "created_by": f"edgezoo {__version__}",
+        "model_name": golden.model_name,
+        "target": golden.target,
+        "format": artifact.format,
+        "quantization": artifact.quantization.value,
+        "model": os.path.relpath(artifact.path, folder),
+        "classifier": golden.classifier,
+        "inputs": {name: golden.input_names.get(name, name) for name in sorted(golden.inputs)},
+        "outputs": {name: golden.output_names.get(name, name) for name in sorted(golden.expected)},
+        **_measurable(golden.tolerance),
+    }
+
+
+def _measurable(tolerance: Tolerance) -> dict:
+    """The limits the device script can measure, and the names of those it cannot (said in the report)."""
+    script = device_script()
+    measurable = {*script.METRICS, *script.CLASSIFIER_METRICS}
+    limits = {k: v for k, v in dataclasses.asdict(tolerance).items() if v is not None}
+    checked = {k: v for k, v in limits.items() if k.removeprefix("min_") in measurable}
+    return {"tolerance": checked, "not_checked": sorted(set(limits) - set(checked))}
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Like numpy.savez, for any array name (savez's own keyword names cannot be used as keys)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            archive.writestr(f"{name}.npy", buffer.getvalue())
+
+
+@functools.lru_cache(maxsize=1)
+def device_script():
+    """The standalone check script as a module (it imports only numpy), to ask what it can measure."""
+    spec = importlib.util.spec_from_file_location("edgezoo_device_check_parity", TEMPLATES / "check_parity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _python_check(folder: Path, artifact: Artifact, golden: GoldenSet) -> str:
+    shutil.copyfile(TEMPLATES / "check_parity.py", folder / "check_parity.py")
+    command = f"python3 {folder.name}/check_parity.py"
+    (folder / "README.txt").write_text(_README.format(model=artifact.path.name, folder=folder.name, runtime=_RUNTIME_HINTS[artifact.format], command=command))
+    return command
+
+
+_RUNTIME_HINTS = {
+    "tflite": "pip install 'numpy<2' tflite-runtime   (or: pip install numpy ai-edge-litert)",
+    "onnx": "pip install numpy onnxruntime",
+}
+
+_README = """On-device parity check, written by edgezoo.
+
+Copy {model} and this {folder}/ folder to the device, install the runtime:
+    {runtime}
+and run, from the folder that holds {model}:
+    {command}
+It runs the model on the golden inputs (golden_inputs.npz), compares its outputs with the original
+model's (expected_outputs.npz) against the target's tolerances (tolerances.json), prints a verdict,
+and exits 0 when every output is within tolerance, 1 when not, 2 when it cannot start.
+"""
+
+# Format -> the writer of its check; each returns the command that runs the check.
+BUNDLE_WRITERS: dict[str, Callable[[Path, Artifact, GoldenSet], str]] = {
+    "tflite": _python_check,
+    "onnx": _python_check,
+}

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Check, on the device itself, that this model still behaves like the original it was converted from.
+
+Written by edgezoo next to the model, with the golden inputs, the original's outputs on them, and
+the target's tolerances. It needs only numpy and the model's runtime:
+    TFLite: tflite_runtime or ai_edge_litert   (pip install numpy tflite-runtime)
+    ONNX:   onnxruntime                         (pip install numpy onnxruntime)
+
+    python3 check_parity.py                     # the model named in tolerances.json (../model.tflite)
+    python3 check_parity.py --model other.tflite --json
+
+Exit code: 0 every output within tolerance; 1 parity failed or the model did not run;
+2 the check cannot start (runtime not installed, files missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SNR_CAP_DB = 300.0
+
+
+class CannotStart(Exception):
+    """Something is missing on this device; not a parity verdict."""
+
+
+# --- metrics: the same formulas as edgezoo's own report (a test in edgezoo checks that they agree) ---
+
+
+def _error(ref, out):
+    return out.astype(np.float64) - ref.astype(np.float64)
+
+
+def max_abs_error(ref, out):
+    return float(np.max(np.abs(_error(ref, out))))
+
+
+def mean_abs_error(ref, out):
+    return float(np.mean(np.abs(_error(ref, out))))
+
+
+def cosine(ref, out):
+    """Mean over samples of the cosine similarity of the flattened outputs (identical samples count 1)."""
+    a = ref.reshape(len(ref), -1).astype(np.float64)
+    b = out.reshape(len(out), -1).astype(np.float64)
+    scores = []
+    for x, y in zip(a, b):
+        norm = np.linalg.norm(x) * np.linalg.norm(y)
+        scores.append(1.0 if np.array_equal(x, y) else (float(x @ y / norm) if norm > 0 else 0.0))
+    return float(np.mean(scores))
+
+
+def snr_db(ref, out):
+    noise = float(np.sum(_error(ref, out) ** 2))
+    signal = float(np.sum(ref.astype(np.float64) ** 2))
+    if noise == 0:
+        return SNR_CAP_DB
+    return float(min(SNR_CAP_DB, 10 * np.log10(signal / noise))) if signal > 0 else -SNR_CAP_DB
+
+
+def top1_agreement(ref, out):
+    return float(np.mean(np.argmax(ref, axis=-1) == np.argmax(out, axis=-1)))
+
+
+METRICS = {"max_abs_error": max_abs_error, "mean_abs_error": mean_abs_error, "cosine": cosine, "snr_db": snr_db}
+CLASSIFIER_METRICS = {"top1_agreement": top1_agreement}
+
+
+def violations(tolerance: dict, values: dict) -> list[str]:
+    """`min_X` limits a metric X from below; any other limit caps the metric of the same name."""
+    found = []
+    for limit, bound in tolerance.items():
+        metric = limit[len("min_"):] if limit.startswith("min_") else limit
+        if metric not in values:
+            continue  # not applicable to this output (top-1 on a non-classifier)
+        measured = values[metric]
+        if limit.startswith("min_") and not measured >= bound:  # written so that NaN fails
+            found.append(f"{metric} {measured:.6g} < {bound:g}")
+        elif not limit.startswith("min_") and not measured <= bound:
+            found.append(f"{metric} {measured:.6g} > {bound:g}")
+    return found
+
+
+# --- runtimes: each opens a model and returns (run one sample, description of the runtime) ---
+
+
+def _import_first(module_names):
+    for name in module_names:
+        try:
+            return importlib.import_module(name), name
+        except ImportError:
+            continue
+    raise CannotStart(f"none of the runtimes {', '.join(module_names)} is installed; install one (pip install {module_names[-1].split('.')[0].replace('_', '-')}).")
+
+
+def _to_input(sample, detail):
+    """Float golden inputs into an integer input tensor, with its scale and zero point."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind in "iu" and sample.dtype.kind == "f":
+        scale, zero_point = detail["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(sample / scale + zero_point), info.min, info.max).astype(dtype)
+    return sample.astype(dtype)
+
+
+def _from_output(value, detail):
+    if np.dtype(detail["dtype"]).kind in "iu" and detail["quantization"][0]:
+        scale, zero_point = detail["quantization"]
+        return ((value.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    return value
+
+
+def open_tflite(model_path: Path, options: dict):
+    module, name = _import_first(["ai_edge_litert.interpreter", "tflite_runtime.interpreter"])
+    try:
+        interpreter = module.Interpreter(model_path=str(model_path), num_threads=options.get("num_threads", 1))
+        runner = interpreter.get_signature_runner()
+    except (ValueError, RuntimeError) as exc:
+        raise RuntimeError(f"{name} cannot load {model_path}: {exc}") from exc
+    inputs, outputs = runner.get_input_details(), runner.get_output_details()
+
+    def run(sample: dict) -> dict:
+        result = runner(**{key: _to_input(sample[key], detail) for key, detail in inputs.items()})
+        return {key: _from_output(value, outputs[key]) for key, value in result.items()}
+
+    return run, f"{name.split('.')[0]} {_version(name)}"
+
+
+def open_onnx(model_path: Path, options: dict):
+    module, name = _import_first(["onnxruntime"])
+    try:
+        session = module.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise RuntimeError(f"onnxruntime cannot load {model_path}: {exc}") from exc
+    names = [output.name for output in session.get_outputs()]
+    types = {i.name: i.type for i in session.get_inputs()}
+    numpy_type = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+    def run(sample: dict) -> dict:
+        feed = {key: value.astype(numpy_type.get(types[key], value.dtype)) for key, value in sample.items()}
+        return dict(zip(names, session.run(names, feed)))
+
+    return run, f"onnxruntime {_version(name)}"
+
+
+RUNTIMES = {"tflite": open_tflite, "onnx": open_onnx}
+
+
+def _version(module_name):
+    try:
+        return importlib.import_module(module_name.split(".")[0]).__version__
+    except (ImportError, AttributeError):
+        return "?"
+
+
+# --- the check ---
+
+
+def read_npz(path: Path) -> dict:
+    if not path.exists():
+        raise CannotStart(f"{path} is missing; copy the whole device_check folder next to the model.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise CannotStart(f"cannot read {path}: {exc}") from exc
+
+
+def check(manifest: dict, model_path: Path, inputs: dict, expected: dict) -> dict:
+    opener = RUNTIMES.get(manifest["format"])
+    if opener is None:
+        raise CannotStart(f"this script checks {', '.join(RUNTIMES)} models, not '{manifest['format']}'.")
+    if not model_path.exists():
+        raise CannotStart(f"no model at {model_path}; pass --model PATH.")
+    input_names, output_names = manifest["inputs"], manifest["outputs"]  # golden name -> the model's tensor name
+    count = len(next(iter(inputs.values())))
+    try:
+        run, runtime = opener(model_path, manifest.get("runtime_options", {}))
+        started = time.perf_counter()
+        produced = {name: [] for name in output_names}
+        for index in range(count):  # one sample at a time: converted models often fix the batch to 1
+            result = run({input_names[name]: array[index : index + 1] for name, array in inputs.items()})
+            for name, tensor in output_names.items():
+                produced[name].append(np.asarray(result[tensor]).reshape(expected[name].shape[1:]))
+        seconds = time.perf_counter() - started
+    except (RuntimeError, ValueError, KeyError) as exc:
+        return {"passed": False, "error": f"the model did not run: {type(exc).__name__}: {exc}", "outputs": [], "num_samples": count}
+    outputs = []
+    for name in output_names:
+        ref, out = expected[name], np.stack(produced[name])
+        metrics = dict(METRICS, **(CLASSIFIER_METRICS if manifest.get("classifier") else {}))
+        values = {metric: fn(ref, out) for metric, fn in metrics.items()}
+        problems = violations(manifest["tolerance"], values)
+        if not np.all(np.isfinite(out)) and np.all(np.isfinite(ref)):
+            problems.insert(0, f"{int(np.sum(~np.isfinite(out)))} non-finite values (NaN or Inf)")
+        outputs.append({"name": name, **values, "passed": not problems, "violations": problems})
+    return {
+        "passed": all(o["passed"] for o in outputs),
+        "runtime": runtime,
+        "num_samples": count,
+        "seconds": round(seconds, 3),
+        "outputs": outputs,
+        "error": None,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Check this model against the original's outputs on the golden inputs.")
+    parser.add_argument("--model", help="the model file (default: the one named in tolerances.json)")
+    parser.add_argument("--bundle", default=str(HERE), help="the device_check folder (default: this script's folder)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    bundle = Path(args.bundle)
+    try:
+        manifest_path = bundle / "tolerances.json"
+        if not manifest_path.exists():
+            raise CannotStart(f"{manifest_path} is missing; copy the whole device_check folder next to the model.")
+        manifest = json.loads(manifest_path.read_text())
+        model_path = Path(args.model) if args.model else (bundle / manifest["model"]).resolve()
+        result = check(manifest, model_path, read_npz(bundle / "golden_inputs.npz"), read_npz(bundle / "expected_outputs.npz"))
+    except CannotStart as exc:
+        print(f"check_parity: cannot start: {exc}", file=sys.stderr)
+        return 2
+    result["model"] = str(model_path)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(_describe(result, manifest))
+    return 0 if result["passed"] else 1
+
+
+def _describe(result: dict, manifest: dict) -> str:
+    lines = [f"model: {result['model']} ({manifest.get('model_name', '?')}, target {manifest.get('target', '?')})"]
+    if result["error"]:
+        lines.append(f"FAILED: {result['error']}")
+        return "\n".join(lines)
+    for output in result["outputs"]:
+        figures = ", ".join(f"{key} {output[key]:.6g}" for key in (*METRICS, *CLASSIFIER_METRICS) if key in output)
+        mark = "ok" if output["passed"] else "FAIL: " + "; ".join(output["violations"])
+        lines.append(f"  {output['name']}: {figures} -- {mark}")
+    verdict = "PASSED" if result["passed"] else "FAILED"
+    lines.append(
+        f"{verdict}: {result['num_samples']} golden inputs on {result['runtime']} "
+        f"({result['seconds']:.2f} s), tolerance {json.dumps(manifest['tolerance'])}"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Small inline SVG plots for the HTML reports: no scripts, no external assets, readable offline."""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+WIDTH, HEIGHT = 520, 220
+MARGIN_LEFT, MARGIN_BOTTOM, MARGIN_TOP = 56, 36, 24
+BAR = "#3b6ea8"
+BAR_BAD = "#c0392b"
+AXIS = "#555"
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def error_histogram(histogram: dict, title: str) -> str:
+    """Bars of the signed error's distribution, counts on a log scale so that the tails show."""
+    counts, edges = histogram["counts"], histogram["edges"]
+    plot_w, plot_h = WIDTH - MARGIN_LEFT - 12, HEIGHT - MARGIN_BOTTOM - MARGIN_TOP
+    top = math.log10(1 + max(counts)) if counts and max(counts) > 0 else 1.0
+    bar_w = plot_w / max(len(counts), 1)
+    parts = [_frame(title)]
+    for index, count in enumerate(counts):
+        height = plot_h * math.log10(1 + count) / top
+        x = MARGIN_LEFT + index * bar_w
+        tip = f"{_number(edges[index])} .. {_number(edges[index + 1])}: {count}"
+        parts.append(
+            f'<rect x="{x:.1f}" y="{MARGIN_TOP + plot_h - height:.1f}" width="{max(bar_w - 1, 1):.1f}" '
+            f'height="{height:.1f}" fill="{BAR}"><title>{escape(tip)}</title></rect>'
+        )
+    baseline = MARGIN_TOP + plot_h
+    parts.append(_line(MARGIN_LEFT, baseline, MARGIN_LEFT + plot_w, baseline))
+    parts.append(_line(MARGIN_LEFT, MARGIN_TOP, MARGIN_LEFT, baseline))
+    if edges:
+        parts.append(_text(MARGIN_LEFT, baseline + 16, _number(edges[0]), "start"))
+        parts.append(_text(MARGIN_LEFT + plot_w, baseline + 16, _number(edges[-1]), "end"))
+        if edges[0] < 0 < edges[-1]:
+            zero_x = MARGIN_LEFT + plot_w * (0 - edges[0]) / (edges[-1] - edges[0])
+            parts.append(_line(zero_x, MARGIN_TOP, zero_x, baseline, dash=True))
+            parts.append(_text(zero_x, baseline + 16, "0", "middle"))
+    parts.append(_text(MARGIN_LEFT + plot_w / 2, HEIGHT - 4, "error (artifact - original)", "middle"))
+    peak = max(counts) if counts else 0
+    parts.append(_text(MARGIN_LEFT - 6, MARGIN_TOP + 4, str(peak), "end"))
+    parts.append(_text(MARGIN_LEFT - 6, baseline, "0", "end"))
+    parts.append(_text(14, MARGIN_TOP + plot_h / 2, "count (log)", "middle", rotate=True))
+    if histogram.get("non_finite"):
+        parts.append(_text(WIDTH - 8, MARGIN_TOP + 12, f"+ {histogram['non_finite']} NaN/Inf", "end", color=BAR_BAD))
+    return _svg(parts, HEIGHT)
+
+
+def horizontal_bars(items: list[tuple[str, float, bool]], title: str, unit: str = "") -> str:
+    """One bar per (label, value, bad) item, largest first as given; bad bars in red."""
+    row = 20
+    height = MARGIN_TOP + row * max(len(items), 1) + 12
+    label_w = 190
+    plot_w = WIDTH - label_w - 70
+    largest = max((abs(v) for _, v, _ in items if math.isfinite(v)), default=1.0) or 1.0
+    parts = [_frame(title)]
+    for index, (label, value, bad) in enumerate(items):
+        y = MARGIN_TOP + index * row
+        shown = abs(value) if math.isfinite(value) else largest
+        width = max(plot_w * shown / largest, 1)
+        short = label if len(label) <= 30 else "…" + label[-29:]
+        parts.append(_text(label_w - 6, y + 14, short, "end", tip=label))
+        parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{width:.1f}" height="{row - 6}" fill="{BAR_BAD if bad else BAR}"/>')
+        parts.append(_text(label_w + width + 4, y + 14, f"{_number(value)}{unit}", "start"))
+    return _svg(parts, height)
+
+
+def _svg(parts: list[str], height: float) -> str:
+    body = "".join(parts)
+    return f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height:.0f}" width="{WIDTH}" height="{height:.0f}" role="img">{body}</svg>'
+
+
+def _frame(title: str) -> str:
+    return f'<text x="{WIDTH / 2}" y="15" text-anchor="middle" font-size="13" font-weight="bold">{escape(title)}</text>'
+
+
+def _line(x1, y1, x2, y2, dash: bool = False) -> str:
+    style = ' stroke-dasharray="4 3"' if dash else ""
+    return f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{AXIS}"{style}/>'
+
+
+def _text(x, y, text: str, anchor: str, rotate: bool = False, color: str = AXIS, tip: str | None = None) -> str:
+    transform = f' transform="rotate(-90 {x:.1f} {y:.1f})"' if rotate else ""
+    title = f"<title>{escape(tip)}</title>" if tip else ""
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="11" fill="{color}"{transform}>{title}{escape(text)}</text>'
+    )
