@@ -4,16 +4,29 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+JS_DIR := edgezoo/validate/js
+JS_STAMP := $(JS_DIR)/node_modules/.installed
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test bench install clean
 
-install: $(STAMP)
+install: $(STAMP) $(JS_STAMP) $(CHROMIUM)
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements/lock.txt -e '.[test]'
 	touch $(STAMP)
+
+# TF.js for the Node and browser runners, exactly as package-lock.json pins it.
+$(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
+# Debian's Chromium for the browser runner (CI runs as root on a fresh machine); skipped when present.
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 demo: install
 	$(VENV)/bin/edgezoo convert digits-cnn --target phone --out build --force

@@ -102,6 +102,7 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         quantization=quantization,
         calibration=data if quantization.needs_calibration else None,
         integer_io=profile.integer_io and quantization.needs_calibration,
+        format_options=profile.format_options,
     )
     with tree.staging(profile.name) as staging:
         with feedback.step(f"{profile.name}: converting to {profile.format} ({quantization.value})"):

@@ -13,6 +13,8 @@ from edgezoo.errors import UsageError
 
 FORMAT_MODULES = {
     "tflite": "edgezoo.converter.tflite",
+    "onnx": "edgezoo.converter.onnx",
+    "tfjs": "edgezoo.converter.tfjs",
 }
 
 
@@ -22,3 +24,10 @@ def converter_for(format_name: str) -> ModuleType:
     except KeyError:
         raise UsageError(f"unknown output format '{format_name}'. Known formats: {', '.join(FORMAT_MODULES)}.") from None
     return importlib.import_module(module_name)
+
+
+def options_class(format_name: str):
+    """The format's own settings class (the module's `Options`), or the empty base for a format that has none."""
+    from edgezoo.converter.base import FormatOptions
+
+    return getattr(converter_for(format_name), "Options", FormatOptions)

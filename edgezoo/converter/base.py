@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgezoo.calibration import CalibrationSet
+from edgezoo.errors import TargetProfileError, UsageError
 
 
 class Quantization(str, enum.Enum):
@@ -23,12 +25,45 @@ class Quantization(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class FormatOptions:
+    """A format's own settings (opset, shard size...): each converter module may subclass it as `Options`.
+
+    A target profile gives them in its [format_options] table; fields are checked in `__post_init__`.
+    """
+
+    @classmethod
+    def from_table(cls, table: dict, where: str) -> "FormatOptions":
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise TargetProfileError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed keys: {', '.join(sorted(allowed)) or 'none'}.")
+        try:
+            return cls(**table)
+        except UsageError as exc:
+            raise TargetProfileError(f"{where}: {exc}") from exc
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def of(request: "ConversionRequest", options_class: type) -> "FormatOptions":
+        """The request's format options as a converter's `Options`; None or the empty base mean its defaults."""
+        options = request.format_options
+        if options is None or type(options) is FormatOptions:
+            return options_class()
+        if not isinstance(options, options_class):
+            raise UsageError(f"format options of type {type(options).__name__} given to a converter that takes {options_class.__qualname__}.")
+        return options
+
+
+@dataclass(frozen=True)
 class ConversionRequest:
     """What one conversion is asked to do; built by the pipeline from the options and the target profile."""
 
     quantization: Quantization = Quantization.FLOAT32
     calibration: CalibrationSet | None = None
     integer_io: bool = False  # full-integer models: int8 inputs and outputs instead of float
+    format_options: FormatOptions | None = None  # the converter's own Options; None means its defaults
 
 
 @dataclass(frozen=True)
@@ -74,3 +109,29 @@ def _replace(obj, **changes):
     import dataclasses
 
     return dataclasses.replace(obj, **changes)
+
+
+def layer_of(node_name: str) -> str:
+    """The layer a TensorFlow graph node belongs to: `StatefulPartitionedCall/model/conv1/Conv2D` -> `model/conv1`."""
+    parts = [part for part in node_name.split("/") if not part.endswith("PartitionedCall")]
+    return "/".join(parts[:-1]) or node_name
+
+
+def describe_ops_by_layer(nodes: list[tuple[str, str]], limit: int = 5) -> str:
+    """`[(op, node name), ...]` as `Lgamma (in model/log_gamma), Erfinv (in ...)`, for unsupported-op errors."""
+    layers: dict[str, list[str]] = {}
+    for op, node_name in nodes:
+        found = layers.setdefault(op, [])
+        if layer_of(node_name) not in found:
+            found.append(layer_of(node_name))
+    parts = []
+    for op, found in sorted(layers.items()):
+        more = f" and {len(found) - limit} more" if len(found) > limit else ""
+        parts.append(f"{op} (in {', '.join(found[:limit])}{more})")
+    return ", ".join(parts)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for one-line error summaries."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

@@ -11,8 +11,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgezoo.converter.base import Quantization
-from edgezoo.errors import TargetProfileError
+from edgezoo.converter import options_class
+from edgezoo.converter.base import FormatOptions, Quantization
+from edgezoo.errors import TargetProfileError, UsageError
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 
@@ -53,6 +54,7 @@ class TargetProfile:
     integer_io: bool = False
     max_model_bytes: int | None = None
     tolerances: dict[Quantization, Tolerance] = field(default_factory=dict)
+    format_options: FormatOptions = field(default_factory=FormatOptions)  # the converter's own settings
     path: Path | None = None
 
     def tolerance_for(self, quantization: Quantization) -> Tolerance:
@@ -73,10 +75,11 @@ class TargetProfile:
             "integer_io": self.integer_io,
             "max_model_bytes": self.max_model_bytes,
             "tolerances": {q.value: dataclasses.asdict(t) for q, t in self.tolerances.items()},
+            "format_options": self.format_options.to_json(),
         }
 
 
-_TOP_KEYS = {"name", "description", "format", "runtime", "quantization", "integer_io", "max_model_bytes", "tolerances"}
+_TOP_KEYS = {"name", "description", "format", "runtime", "quantization", "integer_io", "max_model_bytes", "tolerances", "format_options"}
 
 
 def _strict_keys(table: dict, allowed: set[str], where: str) -> None:
@@ -109,6 +112,10 @@ def load_profile_file(path: Path) -> TargetProfile:
         where = f"{path} [tolerances.{mode}]"
         _strict_keys(table, tolerance_keys, where)
         tolerances[_quantization(mode, where)] = Tolerance(**{k: float(v) for k, v in table.items()})
+    try:
+        format_options_class = options_class(data["format"])
+    except UsageError as exc:
+        raise TargetProfileError(f"{path}: {exc}") from exc
     return TargetProfile(
         name=data["name"],
         description=data.get("description", ""),
@@ -118,6 +125,7 @@ def load_profile_file(path: Path) -> TargetProfile:
         integer_io=bool(data.get("integer_io", False)),
         max_model_bytes=data.get("max_model_bytes"),
         tolerances=tolerances,
+        format_options=format_options_class.from_table(data.get("format_options", {}), f"{path} [format_options]"),
         path=path,
     )
 

@@ -12,6 +12,10 @@ from edgezoo.errors import UsageError
 
 RUNNER_MODULES = {
     "litert": "edgezoo.validate.runners.litert",
+    "onnxruntime": "edgezoo.validate.runners.onnxruntime",
+    "tfjs-node": "edgezoo.validate.runners.tfjs_node",
+    "tfjs-browser": "edgezoo.validate.runners.tfjs_browser",
+    "tflm": "edgezoo.validate.runners.tflm",
 }
 
 

@@ -1,0 +1,129 @@
+"""TF.js graph models through the tensorflowjs converter, from the canonical SavedModel's serving signature.
+
+The model is a folder: `model.json` (graph, signature, weights manifest) and weight shards. Its ops
+are checked against the op lists tensorflowjs ships (`tensorflowjs/op_list/*.json`, what TF.js'
+runtime implements) before the model is called browser-ready.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgezoo import _tf
+from edgezoo.converter.base import Artifact, ConversionRequest, FormatOptions, Quantization, describe_ops_by_layer, first_line
+from edgezoo.errors import ConversionError, TargetConstraintError, UsageError
+from edgezoo.zoo.base import LoadedModel
+
+FORMAT = "tfjs"
+MODEL_DIR = "tfjs_model"
+MAIN_FILE = "model.json"
+INTEGER_WEIGHTS = ("uint8", "uint16")
+# Weight-only quantisation: TF.js stores weights in these types and computes in float32.
+WEIGHT_TYPES = {Quantization.FLOAT32: None, Quantization.FLOAT16: "float16", Quantization.DYNAMIC_INT8: "integer"}
+
+
+@dataclass(frozen=True)
+class Options(FormatOptions):
+    integer_weights: str = "uint8"  # what dynamic-int8 stores weights as: uint8, or uint16 (finer, twice the size)
+    shard_size_bytes: int = 4 * 1024 * 1024  # browsers cache files of this size well
+
+    def __post_init__(self):
+        if self.integer_weights not in INTEGER_WEIGHTS:
+            raise UsageError(f"integer_weights must be one of {', '.join(INTEGER_WEIGHTS)}, not {self.integer_weights!r}.")
+        if not isinstance(self.shard_size_bytes, int) or isinstance(self.shard_size_bytes, bool) or self.shard_size_bytes < 1024:
+            raise UsageError(f"shard_size_bytes must be a whole number of at least 1024, not {self.shard_size_bytes!r}.")
+
+
+def weight_quantization(quantization: Quantization, options: Options) -> str | None:
+    """The tensorflowjs weight type for a quantisation mode: None (float32), float16, uint8 or uint16."""
+    if quantization not in WEIGHT_TYPES:
+        raise UsageError(
+            f"TF.js graph models quantise weights only: use float32, float16, or dynamic-int8 ({options.integer_weights} weights), "
+            f"not {quantization.value}."
+        )
+    kind = WEIGHT_TYPES[quantization]
+    return options.integer_weights if kind == "integer" else kind
+
+
+def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Artifact:
+    options = FormatOptions.of(request, Options)
+    dtype = weight_quantization(request.quantization, options)
+    _tf.tf()
+    out = workdir / MODEL_DIR
+    with _tf.quiet_native_output() as log:  # tensorflowjs' imports print an advert for ydf on stderr
+        from tensorflowjs.converters import tf_saved_model_conversion_v2 as tfjs_converter
+
+        try:
+            tfjs_converter.convert_tf_saved_model(
+                str(model.saved_model_dir),
+                str(out),
+                signature_def=model.signature_key,
+                saved_model_tags="serve",
+                quantization_dtype_map={dtype: True} if dtype else None,  # True: every float weight
+                weight_shard_size_bytes=options.shard_size_bytes,
+                skip_op_check=True,  # the produced graph is checked below, with the layers named
+            )
+        except Exception as exc:  # the converter raises ValueError, KeyError, and TensorFlow's own errors
+            detail = log.tail() if not _tf.is_verbose() else ""
+            raise ConversionError(
+                f"the tensorflowjs converter failed on {model.name}: {type(exc).__name__}: {first_line(exc)}\n{detail}\n"
+                "Run with --verbose for the converter's full log."
+            ) from exc
+    model_json = json.loads((out / MAIN_FILE).read_text())
+    check_ops(model_json, model.name)
+    _check_signature(model_json, model)
+    shards = [out / path for group in model_json["weightsManifest"] for path in group["paths"]]
+    return Artifact(
+        format=FORMAT,
+        path=out / MAIN_FILE,
+        files=(out / MAIN_FILE, *shards),
+        quantization=request.quantization,
+        input_names=tuple(spec.name for spec in model.inputs),
+        output_names=tuple(spec.name for spec in model.outputs),
+        ops=tuple(sorted({op for op, _ in graph_nodes(model_json)})),
+        details={"weight_quantization": dtype or "none", "shards": len(shards), "shard_size_bytes": options.shard_size_bytes},
+    )
+
+
+def supported_ops() -> frozenset[str]:
+    """The TensorFlow ops TF.js' graph model runtime implements, from the lists tensorflowjs ships."""
+    from importlib import resources
+
+    names = set()
+    for entry in resources.files("tensorflowjs").joinpath("op_list").iterdir():
+        if entry.name.endswith(".json"):
+            names.update(op["tfOpName"] for op in json.loads(entry.read_text()))
+    return frozenset(names)
+
+
+def graph_nodes(model_json: dict) -> list[tuple[str, str]]:
+    """(op, node name) of every node in a graph model, its control-flow functions included."""
+    topology = model_json["modelTopology"]
+    nodes = list(topology.get("node", []))
+    for function in topology.get("library", {}).get("function", []):
+        nodes.extend(function.get("nodeDef", []))
+    return [(node["op"], node["name"]) for node in nodes]
+
+
+def check_ops(model_json: dict, model_name: str) -> None:
+    """Refuse a graph with ops TF.js cannot run (exit 3), naming each op and the layers that use it."""
+    known = supported_ops()
+    unsupported = [(op, name) for op, name in graph_nodes(model_json) if op not in known]
+    if unsupported:
+        raise TargetConstraintError(
+            f"{model_name} uses TensorFlow ops that TF.js cannot run: {describe_ops_by_layer(unsupported)}. "
+            "Replace those layers with ones TF.js supports (tensorflowjs/op_list lists them), or choose another target."
+        )
+
+
+def _check_signature(model_json: dict, model: LoadedModel) -> None:
+    signature = model_json.get("signature", {})
+    for kind, specs in (("inputs", model.inputs), ("outputs", model.outputs)):
+        got = sorted(signature.get(kind, {}))
+        if got != sorted(spec.name for spec in specs):
+            raise ConversionError(
+                f"the TF.js model of {model.name} has signature {kind} {', '.join(got) or 'none'} instead of "
+                f"{', '.join(spec.name for spec in specs)}; the runners could not map them by name."
+            )

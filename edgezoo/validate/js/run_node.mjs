@@ -1,0 +1,43 @@
+// Runs a TF.js graph model in Node on the inputs in an exchange folder (see harness.mjs).
+// Usage: node run_node.mjs MODEL_JSON EXCHANGE_DIR [cpu|wasm]
+// Prints {"backend": ...} on success; on failure, the error on stderr and exit code 1.
+import { readFile, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+
+import * as tf from "@tensorflow/tfjs";
+
+import { readArrays, runModel, signatureOf, writeArrays } from "./harness.mjs";
+
+// Model files from disk: the pure-JS @tensorflow/tfjs has no file:// loader of its own.
+function fileHandler(modelJsonPath, modelJson) {
+  const folder = dirname(modelJsonPath);
+  const loadWeights = async (manifest) => {
+    const specs = manifest.flatMap((group) => group.weights);
+    const buffers = [];
+    for (const group of manifest) for (const path of group.paths) buffers.push(await readFile(join(folder, path)));
+    const all = Buffer.concat(buffers);
+    return [specs, all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)];
+  };
+  return { load: () => tf.io.getModelArtifactsForJSON(modelJson, loadWeights) };
+}
+
+async function main() {
+  const [modelJsonPath, exchangeDir, backend = "cpu"] = process.argv.slice(2);
+  if (!modelJsonPath || !exchangeDir) throw new Error("usage: node run_node.mjs MODEL_JSON EXCHANGE_DIR [cpu|wasm]");
+  if (backend === "wasm") await import("@tensorflow/tfjs-backend-wasm");
+  if (!(await tf.setBackend(backend))) throw new Error(`the TF.js ${backend} backend could not start`);
+  await tf.ready();
+  const modelJson = JSON.parse(await readFile(modelJsonPath, "utf8"));
+  const model = await tf.loadGraphModel(fileHandler(modelJsonPath, modelJson));
+  const manifest = JSON.parse(await readFile(join(exchangeDir, "inputs.json"), "utf8"));
+  const inputs = await readArrays(manifest.inputs, (file) => readFile(join(exchangeDir, file)));
+  const outputs = await runModel(tf, model, signatureOf(modelJson), inputs);
+  const written = await writeArrays(outputs, (file, bytes) => writeFile(join(exchangeDir, file), bytes));
+  await writeFile(join(exchangeDir, "outputs.json"), JSON.stringify(written));
+  process.stdout.write(JSON.stringify({ backend: tf.getBackend() }) + "\n");
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error && error.stack ? error.stack : error}\n`);
+  process.exit(1);
+});
