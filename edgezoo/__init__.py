@@ -16,11 +16,15 @@ __all__ = ["convert", "load", "resolve_profile", "ConvertOptions", "EdgezooError
 from edgezoo.errors import EdgezooError
 
 
-def load(source: str, *, trust_model: bool = False):
-    """Resolve a source string (`digits-cnn`, `keras:MobileNetV2`, a path...) into a LoadedModel."""
+def load(source: str, *, trust_model: bool = False, offline: bool = False, cache_dir=None, mirror: str | None = None):
+    """Resolve a source string (`digits-cnn`, `keras:MobileNetV2`, a path...) into a LoadedModel.
+
+    Downloads go to the cache (`cache_dir`, else $EDGEZOO_CACHE), from `mirror` (else $EDGEZOO_MIRROR) or the
+    origin; `offline` never touches the network.
+    """
     from edgezoo.zoo import LoadOptions, load as zoo_load
 
-    return zoo_load(source, LoadOptions(trust_model=trust_model))
+    return zoo_load(source, LoadOptions(trust_model=trust_model, offline=offline, cache_dir=cache_dir, mirror=mirror))
 
 
 def convert(source, options=None, *, feedback=None, **option_fields):

@@ -58,10 +58,37 @@ class Console:
     def result(self, data: dict, human: str) -> None:
         print(json.dumps(data, indent=2) if self.json_mode else human, flush=True)
 
+    def progress(self, name: str, done: int, total: int | None) -> None:
+        """Download progress: a live line on a terminal, a start and an end line otherwise."""
+        if self.json_mode:
+            return
+        figure = f"{done / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        finished = total is not None and done >= total
+        if self.tty:
+            print(f"\r\033[K  downloading {name}: {figure}", end="\n" if finished else "", file=sys.stderr, flush=True)
+        elif done == 0 or finished:
+            print(f"... downloading {name}: {figure}", file=sys.stderr, flush=True)
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a machine-readable JSON result on stdout")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the converters' own logs, and tracebacks")
+
+
+def _zoo_access(parser: argparse.ArgumentParser, trust: bool = True) -> None:
+    """Flags for fetching and loading models (typed into LoadOptions by _load_options)."""
+    parser.add_argument("--offline", action="store_true", help="never touch the network; say which file to place where when one is missing (also EDGEZOO_OFFLINE=1)")
+    parser.add_argument("--cache-dir", metavar="DIR", help="the cache folder for weights and hub modules (default: $EDGEZOO_CACHE or ~/.cache/edgezoo)")
+    parser.add_argument("--mirror", metavar="URL_OR_DIR", help="fetch weights and hub modules from this server or folder instead of their origin (default: $EDGEZOO_MIRROR)")
+    if trust:
+        parser.add_argument("--trust-model", action="store_true", help="allow models that run their own code on load (Lambda layers, custom objects, file-system ops)")
+
+
+def _load_options(args, console: Console):
+    from edgezoo.zoo import LoadOptions
+
+    return LoadOptions(trust_model=args.trust_model, offline=args.offline, cache_dir=args.cache_dir, mirror=args.mirror,
+                       progress=console.progress)
 
 
 # --- convert -----------------------------------------------------------------------------------
@@ -84,7 +111,7 @@ def _add_convert(subparsers) -> None:
     parser.add_argument("--calibration", metavar="FILE", help=".npz or .npy of preprocessed model inputs, for calibration and validation")
     parser.add_argument("--force", action="store_true", help="replace existing output folders")
     parser.add_argument("--seed", type=int, default=0, help="seed for data sampling (default: 0)")
-    parser.add_argument("--trust-model", action="store_true", help="allow models that run their own code on load (Lambda layers, custom ops)")
+    _zoo_access(parser)
     _common(parser)
     parser.set_defaults(handler=_run_convert)
 
@@ -102,8 +129,11 @@ def _run_convert(args, console: Console) -> int:
         force=args.force,
         seed=args.seed,
         trust_model=args.trust_model,
+        offline=args.offline,
+        cache_dir=args.cache_dir,
+        mirror=args.mirror,
     )
-    result = edgezoo.convert(args.source, options, feedback=Feedback(step=console.step, warn=console.warn))
+    result = edgezoo.convert(args.source, options, feedback=Feedback(step=console.step, warn=console.warn, progress=console.progress))
     lines = []
     for target in result.targets:
         verdict = "passed" if target.passed else "FAILED"
@@ -133,9 +163,71 @@ def _headline(parity) -> str:
     return "; ".join(parts)
 
 
+# --- zoo -----------------------------------------------------------------------------------------
+
+
+def _add_zoo(subparsers) -> None:
+    parser = subparsers.add_parser("zoo", help="list, describe and fetch models", description="The models edgezoo can load, and the cache.")
+    zoo = parser.add_subparsers(dest="zoo_command", metavar="ZOO_COMMAND", required=True)
+    listing = zoo.add_parser("list", help="models on offer (bundled and Keras applications)")
+    listing.add_argument("--task", help="only models for this task (e.g. classification)")
+    listing.add_argument("--max-params", metavar="N", help="only models with at most N parameters (e.g. 5M, 500k)")
+    _common(listing)
+    listing.set_defaults(handler=_run_zoo_list)
+    for name, handler, text in (("info", _run_zoo_info, "inputs, preprocessing, parameters, size and licence of SOURCE"),
+                                ("pull", _run_zoo_pull, "fetch SOURCE's files into the cache and verify them")):
+        sub = zoo.add_parser(name, help=text)
+        sub.add_argument("source", help="a bundled model, keras:NAME[?options], hub:HANDLE, or a path")
+        _zoo_access(sub)
+        _common(sub)
+        sub.set_defaults(handler=handler)
+
+
+def _run_zoo_list(args, console: Console) -> int:
+    from edgezoo.zoo import catalog
+
+    limit = catalog.parse_count(args.max_params) if args.max_params else None
+    entries = catalog.list_models(task=args.task, max_parameters=limit)
+    rows = [f"{'SOURCE':32} {'PARAMS':>12} {'INPUT':>12}  {'TASK':15} LICENCE"]
+    for e in entries:
+        shape = "x".join(map(str, e.input_shape)) if e.input_shape else "-"
+        params = f"{e.parameters:,}" if e.parameters else "-"
+        rows.append(f"{e.source:32} {params:>12} {shape:>12}  {e.task or '-':15} {e.license or 'unknown'}")
+    console.result({"models": [e.to_json() for e in entries]}, "\n".join(rows) + f"\n{len(entries)} models")
+    return EXIT_OK
+
+
+def _run_zoo_info(args, console: Console) -> int:
+    from edgezoo.zoo import catalog
+
+    with console.step(f"loading {args.source}"):
+        info = catalog.model_info(args.source, _load_options(args, console))
+    lines = [f"{info['name']}  ({info['source']})"]
+    lines += [f"  input  {s['name']}: {s['shape']} {s['dtype']}" for s in info["inputs"]]
+    lines += [f"  output {s['name']}: {s['shape']} {s['dtype']}" for s in info["outputs"]]
+    lines.append(f"  preprocessing: {info['preprocessing']['description']}")
+    lines.append(f"  parameters: {info['parameters']:,}   SavedModel size: {info['size_bytes'] / 1e6:.1f} MB")
+    lines.append(f"  task: {info['task'] or '-'}   labels: {info['labels'] or '-'}   weights licence: {info['license'] or 'unknown'}")
+    lines += [f"  file {f['path']} ({f['verification']})" for f in info["files"]]
+    console.result(info, "\n".join(lines))
+    return EXIT_OK
+
+
+def _run_zoo_pull(args, console: Console) -> int:
+    from edgezoo.zoo import catalog
+
+    with console.step(f"fetching {args.source}"):
+        pulled = catalog.pull(args.source, _load_options(args, console))
+    lines = [f"{pulled['name']}: ready"] + [f"  {f['path']}\n    from {f['origin']}; {f['verification']}" for f in pulled["files"]]
+    if not pulled["files"]:
+        lines.append("  nothing to fetch: the model is local or bundled")
+    console.result(pulled, "\n".join(lines))
+    return EXIT_OK
+
+
 # --- entry point -------------------------------------------------------------------------------
 
-COMMANDS = (_add_convert,)
+COMMANDS = (_add_convert, _add_zoo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,14 @@ class CorruptModelError(EdgezooError):
     """A model file that exists but cannot be read."""
 
 
+class DownloadError(SourceNotFoundError):
+    """A model file or hub module that could not be fetched (network, mirror, or missing while offline)."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded file whose hash differs from the one its publisher gives."""
+
+
 class CalibrationDataError(EdgezooError):
     """Calibration or validation data that does not fit the model."""
 

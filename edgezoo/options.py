@@ -20,12 +20,22 @@ class ConvertOptions:
     seed: int = 0
     max_calibration_samples: int = 500
     trust_model: bool = False
+    offline: bool = False  # never touch the network; missing files are named with where to put them
+    cache_dir: Path | None = None  # None: $EDGEZOO_CACHE, else ~/.cache/edgezoo
+    mirror: str | None = None  # base URL or folder holding the weights and hub modules; None: $EDGEZOO_MIRROR
     heldout_fraction: float = 0.2  # share of the calibration data kept apart to check parity on
     image_resize: str = "bilinear"  # how calibration images are resized to the model's input size
     calibration_features: tuple[tuple[str, str], ...] = ()  # TFRecord: (model input, feature key) pairs
     prune: float | None = None  # target sparsity (0..1) of magnitude pruning, fine-tuned by distillation
     keep_float: tuple[str, ...] = ()  # layers left in float in full-integer models
     auto_fallback: bool = True  # int8: move the worst layers back to float until parity passes
+
+    def load_options(self, progress=None):
+        """The zoo's share of these options (edgezoo.zoo.LoadOptions); progress reports downloads."""
+        from edgezoo.zoo import LoadOptions
+
+        return LoadOptions(trust_model=self.trust_model, offline=self.offline, cache_dir=self.cache_dir,
+                           mirror=self.mirror, progress=progress)
 
     def __post_init__(self):
         # Accept the plain values a caller naturally writes, and keep the typed form.

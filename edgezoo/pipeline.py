@@ -10,16 +10,16 @@ from typing import Callable, ContextManager
 from edgezoo import calibration as calibration_data
 from edgezoo.converter import converter_for
 from edgezoo.converter.base import Artifact, ConversionRequest
-from edgezoo.errors import TargetConstraintError
 from edgezoo.options import ConvertOptions
 from edgezoo.output import OutputTree
 from edgezoo.report import run_summary, target_report, write_json
 from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile
+from edgezoo.targets.constraints import finish_artifact, prepare_model
 from edgezoo.validate import ParityReport, check_parity
 from edgezoo.validate.device_check import GoldenSet, write_device_check
 from edgezoo.validate.html_report import write_summary_html, write_target_html
 from edgezoo.validate.runners.tensorflow import run_reference
-from edgezoo.zoo import LoadedModel, LoadOptions, load
+from edgezoo.zoo import LoadedModel, load
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Feedback:
 
     step: Callable[[str], ContextManager] = lambda text: contextlib.nullcontext()
     warn: Callable[[str], None] = lambda text: None
+    progress: Callable[[str, int, int | None], None] | None = None  # downloads: (file, bytes done, bytes total)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
     feedback = feedback or Feedback()
     profiles = resolve_targets(options.targets)  # a bad target fails before any slow work
     with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
-        model = load(source, LoadOptions(trust_model=options.trust_model)) if isinstance(source, str) else source
+        model = load(source, options.load_options(feedback.progress)) if isinstance(source, str) else source
     tree = OutputTree(options.out_dir, model.name, options.force)
     tree.check([p.name for p in profiles])
     try:
@@ -104,10 +105,11 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         integer_io=profile.integer_io and quantization.needs_calibration,
         format_options=profile.format_options,
     )
+    target_model = prepare_model(model, profile, feedback.step)  # a fixed batch; ops the device lacks refused
     with tree.staging(profile.name) as staging:
         with feedback.step(f"{profile.name}: converting to {profile.format} ({quantization.value})"):
-            artifact = converter_for(profile.format).convert(model, request, staging)
-        _check_budgets(profile, artifact)
+            artifact = converter_for(profile.format).convert(target_model, request, staging)
+        artifact = finish_artifact(profile, artifact, staging, feedback.step)  # ops, flash, arena and RAM; C sources
         with feedback.step(f"{profile.name}: checking parity on {profile.runtime}"):
             parity = check_parity(
                 artifact, profile.runtime, data.heldout, reference, classifier=model.task == "classification", tolerance=tolerance
@@ -128,11 +130,3 @@ def _write_run_summary(model, results: tuple[TargetResult, ...], tree: OutputTre
     summary = run_summary(model, [(r.target, r.output_dir, r.report) for r in results], tree.model_dir)
     write_json(tree.model_dir / "report.json", summary)
     write_summary_html(tree.model_dir, summary)
-
-
-def _check_budgets(profile: TargetProfile, artifact: Artifact) -> None:
-    if profile.max_model_bytes is not None and artifact.size_bytes > profile.max_model_bytes:
-        raise TargetConstraintError(
-            f"the {artifact.format} model is {artifact.size_bytes:,} bytes, over target '{profile.name}''s budget of "
-            f"{profile.max_model_bytes:,} bytes. Try stronger quantisation (--quantize int8) or pruning (--prune)."
-        )

@@ -7,7 +7,8 @@ in registration order whether it claims the string.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from edgezoo.errors import SourceNotFoundError
@@ -18,6 +19,8 @@ __all__ = ["LoadedModel", "ModelData", "Preprocessing", "TensorSpec", "load", "r
 # Modules that hold sources, imported lazily on first use. A new source kind: one module plus one line here.
 SOURCE_MODULES = (
     "edgezoo.zoo.bundled",
+    "edgezoo.zoo.keras_apps",
+    "edgezoo.zoo.hub",
     "edgezoo.zoo.local",
 )
 
@@ -25,6 +28,15 @@ SOURCE_MODULES = (
 @dataclass(frozen=True)
 class LoadOptions:
     trust_model: bool = False  # allow Lambda layers, custom objects and file-system ops
+    offline: bool = False  # never touch the network (also EDGEZOO_OFFLINE=1)
+    cache_dir: Path | None = None  # None: $EDGEZOO_CACHE, else ~/.cache/edgezoo (see zoo/cache.py)
+    mirror: str | None = None  # a base URL or folder to fetch from instead of the origin; None: $EDGEZOO_MIRROR
+    # Download progress: progress(file name, bytes done, bytes total or None). Not part of the options' identity.
+    progress: Callable[[str, int, int | None], None] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        if self.cache_dir is not None:
+            object.__setattr__(self, "cache_dir", Path(self.cache_dir))
 
 
 @dataclass(frozen=True)

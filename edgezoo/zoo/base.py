@@ -85,6 +85,8 @@ class LoadedModel:
     signature_key: str = SIGNATURE_KEY
     # Loads the example data lazily; None when the source ships none.
     load_data: Callable[[], ModelData] | None = field(default=None, compare=False, repr=False)
+    # What the source knows beyond the above: parameters, the files it fetched and how they were verified.
+    details: dict = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict:
         return {
@@ -97,7 +99,13 @@ class LoadedModel:
             "outputs": [spec.to_json() for spec in self.outputs],
             "preprocessing": self.preprocessing.to_json(),
             "license": self.license,
+            **({"details": self.details} if self.details else {}),
         }
+
+
+def looks_like_classifier(outputs: tuple[TensorSpec, ...]) -> bool:
+    """One output of shape (batch, classes): what a classifier returns."""
+    return len(outputs) == 1 and len(outputs[0].shape) == 2 and (outputs[0].shape[-1] or 0) > 1
 
 
 def sha256_of_path(path: Path) -> str:

@@ -1,7 +1,9 @@
-"""Local model files: a SavedModel folder, a tf-keras `.h5`, or a Keras 3 `.keras` archive.
+"""Local model files: a SavedModel folder (TF2 or tf-keras), a tf-keras `.h5`, or a Keras 3 `.keras` archive.
 
-Files that are not SavedModels are exported to one in a scratch folder, the canonical form
-every converter reads.
+Files that are not SavedModels are exported to one in a scratch folder, the canonical form every
+converter reads. Every file is checked by zoo/safety.py before Keras or TensorFlow reads it.
+Finished artifacts (`.tflite`, `.onnx`, TF.js `model.json`) are recognised by `artifact_kind` so that
+`convert` can say they are outputs, and validation can accept them.
 """
 
 from __future__ import annotations
@@ -11,15 +13,62 @@ from pathlib import Path
 
 from edgezoo import _tf
 from edgezoo._workspace import scratch_dir
-from edgezoo.errors import CorruptModelError, SourceNotFoundError, UnsafeModelError
+from edgezoo.errors import CorruptModelError, SourceNotFoundError, UsageError
 from edgezoo.zoo import LoadOptions, register_source
-from edgezoo.zoo.base import LoadedModel, read_signature, sha256_of_path
+from edgezoo.zoo.base import LoadedModel, looks_like_classifier, read_signature, sha256_of_path
+from edgezoo.zoo.safety import check_keras_config, check_saved_model
 
 MODEL_SUFFIXES = (".h5", ".keras")
+ARTIFACT_SUFFIXES = (".tflite", ".onnx")
+# What each kind of file is, in words, for messages.
+KIND_NAMES = {
+    "saved_model": "a TensorFlow SavedModel folder",
+    "keras": "a Keras 3 .keras archive",
+    "h5": "a tf-keras .h5 model",
+    "tflite": "a TFLite model",
+    "onnx": "an ONNX model",
+    "tfjs": "a TF.js model (model.json)",
+}
+ARTIFACT_KINDS = ("tflite", "onnx", "tfjs")
+
+
+def artifact_kind(path: Path | str) -> str | None:
+    """What a model file or folder is: one of KIND_NAMES' keys, or None when it is none of them.
+
+    Decided by content where the format has a signature (TFLite's 'TFL3' identifier, TF.js' JSON keys),
+    else by name.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return "saved_model"
+        return "tfjs" if (path / "model.json").is_file() and _is_tfjs_json(path / "model.json") else None
+    if not path.is_file():
+        return None
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head[4:8] == b"TFL3":
+        return "tflite"
+    if path.suffix == ".json":
+        return "tfjs" if _is_tfjs_json(path) else None
+    return {".h5": "h5", ".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix)
+
+
+def _is_tfjs_json(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "modelTopology" in data and "weightsManifest" in data
 
 
 def _matches(source: str) -> bool:
-    return "/" in source or source.startswith(".") or source.endswith(MODEL_SUFFIXES) or Path(source).exists()
+    return (
+        "/" in source
+        or source.startswith(".")
+        or source.endswith(MODEL_SUFFIXES + ARTIFACT_SUFFIXES + (".json",))
+        or Path(source).exists()
+    )
 
 
 @register_source("local", _matches, describe="local paths (SavedModel folder, .keras, .h5)")
@@ -27,14 +76,22 @@ def load_local(source: str, options: LoadOptions) -> LoadedModel:
     path = Path(source).expanduser()
     if not path.exists():
         raise SourceNotFoundError(f"no model at '{source}': the path does not exist. Check the path, or use a zoo name such as digits-cnn.")
-    if path.is_dir():
-        if not (path / "saved_model.pb").exists():
-            raise CorruptModelError(f"'{source}' is a folder but not a SavedModel (no saved_model.pb in it).")
+    kind = artifact_kind(path)
+    if kind in ARTIFACT_KINDS:
+        raise UsageError(
+            f"'{source}' is {KIND_NAMES[kind]}: a converted artifact, not a model edgezoo can convert. Give the original "
+            "model (SavedModel folder, .keras or .h5); to check an existing artifact against its original, use "
+            "`edgezoo validate`."
+        )
+    if kind == "saved_model":
+        check_saved_model(path, options.trust_model)
         saved_model, name = path, path.name
-    elif path.suffix == ".h5":
+    elif kind == "h5":
         saved_model, name = _export_h5(path, options), path.stem
-    elif path.suffix == ".keras":
+    elif kind == "keras":
         saved_model, name = _export_keras3(path, options), path.stem
+    elif path.is_dir():
+        raise CorruptModelError(f"'{source}' is a folder but not a SavedModel (no saved_model.pb in it).")
     else:
         raise SourceNotFoundError(
             f"'{source}' is not a model edgezoo can load: expected a SavedModel folder, a .keras or a .h5 file."
@@ -47,24 +104,8 @@ def load_local(source: str, options: LoadOptions) -> LoadedModel:
         inputs=inputs,
         outputs=outputs,
         sha256=sha256_of_path(path),
-        task="classification" if _looks_like_classifier(outputs) else None,
+        task="classification" if looks_like_classifier(outputs) else None,
     )
-
-
-def _looks_like_classifier(outputs) -> bool:
-    return len(outputs) == 1 and len(outputs[0].shape) == 2 and (outputs[0].shape[-1] or 0) > 1
-
-
-def _refuse_lambda(config: dict, path: Path, options: LoadOptions) -> None:
-    """Lambda layers carry Python bytecode that runs on load; refuse them unless the user trusts the file."""
-    if options.trust_model:
-        return
-    text = json.dumps(config)
-    if '"class_name": "Lambda"' in text:
-        raise UnsafeModelError(
-            f"{path} contains a Lambda layer, whose Python code would run when the model loads. "
-            "Pass --trust-model (trust_model=True) only if you trust where the file came from."
-        )
 
 
 def _export_h5(path: Path, options: LoadOptions) -> Path:
@@ -79,16 +120,17 @@ def _export_h5(path: Path, options: LoadOptions) -> Path:
         config = json.loads(raw)
     except (OSError, ValueError) as exc:
         raise CorruptModelError(f"cannot read the Keras .h5 file {path}: {exc}. Check that it is a complete model saved with model.save().") from exc
-    _refuse_lambda(config, path, options)
+    check_keras_config(config, path, options.trust_model)
     try:
         with _tf.quiet_native_output():
-            model = keras.models.load_model(path, compile=False)
+            model = keras.models.load_model(path, compile=False, safe_mode=not options.trust_model)
     except Exception as exc:
         raise CorruptModelError(f"cannot load the Keras .h5 file {path}: {type(exc).__name__}: {exc}") from exc
-    return _save_keras2(model)
+    return save_keras2(model)
 
 
-def _save_keras2(model) -> Path:
+def save_keras2(model) -> Path:
+    """A tf-keras model as the canonical SavedModel, in a scratch folder."""
     target = scratch_dir("savedmodel-") / "saved_model"
     with _tf.quiet_native_output():
         model.save(target, save_format="tf", include_optimizer=False)
@@ -103,7 +145,7 @@ def _export_keras3(path: Path, options: LoadOptions) -> Path:
             config = json.loads(archive.read("config.json"))
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise CorruptModelError(f"cannot read the Keras archive {path}: {exc}. Check that it was saved with model.save('x.keras').") from exc
-    _refuse_lambda(config, path, options)
+    check_keras_config(config, path, options.trust_model)
     _tf.tf()
     import keras  # Keras 3, for Keras 3 archives
 

@@ -1,0 +1,71 @@
+"""The one cache folder every downloaded file and hub module lands in, and where a mirror keeps them.
+
+Chosen by, in order: `--cache-dir` (LoadOptions.cache_dir), the EDGEZOO_CACHE variable, then
+`$XDG_CACHE_HOME/edgezoo` or `~/.cache/edgezoo`. Layout:
+
+    files/<host>/<path>        a downloaded file, at its origin URL's host and path
+    hub/<sha1 of handle>/      an extracted TF Hub module, in tensorflow_hub's own layout,
+                               so TFHUB_CACHE_DIR=<cache>/hub shares it with tensorflow_hub
+    .partial/                  downloads in progress (same file system, so the final rename is atomic)
+
+A mirror (EDGEZOO_MIRROR: a base URL or a folder) holds the same `<host>/<path>` names as `files/`,
+and hub modules as `<host>/<path>.tar.gz`: copying a cache's `files/` folder onto a web server
+makes a mirror.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from edgezoo.errors import UsageError
+
+CACHE_ENV = "EDGEZOO_CACHE"
+MIRROR_ENV = "EDGEZOO_MIRROR"
+OFFLINE_ENV = "EDGEZOO_OFFLINE"
+
+
+def cache_root(explicit: Path | str | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return (Path(base) / "edgezoo").resolve()
+
+
+def mirror_setting(explicit: str | None = None) -> str | None:
+    return explicit or os.environ.get(MIRROR_ENV) or None
+
+
+def offline_setting(explicit: bool = False) -> bool:
+    return explicit or os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def url_relative_path(url: str) -> str:
+    """`https://host/a/b.h5` -> `host/a/b.h5`: the name a URL's file has in the cache and on a mirror."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        raise UsageError(f"'{url}' is not a URL with a host.")
+    segments = [s for s in parts.path.split("/") if s]
+    if any(s in (".", "..") for s in segments):
+        raise UsageError(f"the URL '{url}' has '.' or '..' in its path; give the plain URL of the file.")
+    return posixpath.join(parts.netloc.lower(), *segments)
+
+
+def file_path(root: Path, relative_path: str) -> Path:
+    return root / "files" / relative_path
+
+
+def hub_module_dir(root: Path, handle: str) -> Path:
+    """Where tensorflow_hub caches `handle`: the sha1 of the handle, under <cache>/hub."""
+    return root / "hub" / hashlib.sha1(handle.encode("utf8")).hexdigest()
+
+
+def partial_dir(root: Path) -> Path:
+    folder = root / ".partial"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
