@@ -15,6 +15,7 @@ from edgezoo.output import OutputTree
 from edgezoo.report import run_summary, target_report, write_json
 from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile
 from edgezoo.targets.constraints import finish_artifact, prepare_model
+from edgezoo.targets.model_cost import footprint
 from edgezoo.validate import ParityReport, check_parity
 from edgezoo.validate.device_check import GoldenSet, write_device_check
 from edgezoo.validate.html_report import write_summary_html, write_target_html
@@ -117,7 +118,14 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         golden = GoldenSet(model.name, profile.name, tolerance, model.task == "classification", data.heldout, reference)
         device_check = write_device_check(staging / "device_check", artifact, golden)
         report = target_report(
-            model=model, profile=profile, artifact=artifact, parity=parity, calibration=data, output_dir=staging, device_check=device_check
+            model=model,
+            profile=profile,
+            artifact=artifact,
+            parity=parity,
+            calibration=data,
+            output_dir=staging,
+            device_check=device_check,
+            footprint=footprint(model, artifact),
         )
         write_json(staging / "report.json", report)
         write_target_html(staging, report)

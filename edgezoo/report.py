@@ -56,7 +56,9 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def target_report(*, model, profile, artifact, parity, calibration, output_dir: Path, device_check: dict | None = None) -> dict:
+def target_report(
+    *, model, profile, artifact, parity, calibration, output_dir: Path, device_check: dict | None = None, footprint: dict | None = None
+) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": TARGET_REPORT_KIND,
@@ -68,6 +70,7 @@ def target_report(*, model, profile, artifact, parity, calibration, output_dir: 
         "format": artifact.format,
         "quantization": artifact.quantization.value,
         "artifact": artifact.to_json(relative_to=output_dir),
+        "footprint": footprint,  # ops, parameters, MACs, model size, arena: what the artifact asks of the device
         "parity": parity.to_json(),
         "calibration": calibration.statistics(),
         "golden": golden_digest(calibration.heldout),

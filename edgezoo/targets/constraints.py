@@ -1,0 +1,91 @@
+"""What a target profile imposes around a conversion, driven only by the profile's keys.
+
+Before conversion (`prepare_model`): a fixed batch (`fixed_batch`), and the ops the device lacks
+(`op_set`), named with their layers. After conversion (`finish_artifact`): the ops again, the flash
+budget (`max_model_bytes`), the tensor arena measured on the runtime plus `arena_margin` and the RAM
+budget (`max_arena_bytes`), and the C sources for firmware (`emit_c_source`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Callable, ContextManager
+
+from edgezoo.converter.base import Artifact
+from edgezoo.errors import TargetConstraintError
+from edgezoo.targets.profile import TargetProfile
+from edgezoo.zoo.base import LoadedModel
+
+
+Step = Callable[[str], ContextManager]
+
+
+def _no_step(text: str) -> ContextManager:
+    return contextlib.nullcontext()
+
+
+def prepare_model(model: LoadedModel, profile: TargetProfile, step: Step = _no_step) -> LoadedModel:
+    """The model as the target's converter should see it; refuses what the device cannot run."""
+    if profile.fixed_batch is not None:
+        from edgezoo.targets.static_shape import fix_batch
+
+        with step(f"{profile.name}: fixing the batch dimension to {profile.fixed_batch}"):
+            model = fix_batch(model, profile.fixed_batch)
+    if profile.op_set is not None:
+        from edgezoo.targets.op_check import check_before_conversion
+
+        with step(f"{profile.name}: checking the model's ops against {profile.op_set}"):
+            check_before_conversion(model, profile.op_set)
+    return model
+
+
+def finish_artifact(profile: TargetProfile, artifact: Artifact, workdir: Path, step: Step = _no_step) -> Artifact:
+    """Checks the converted artifact against the profile; returns it with the arena and C sources in its details."""
+    if profile.op_set is not None:
+        from edgezoo.targets.op_check import check_artifact
+
+        check_artifact(artifact, profile.op_set)
+    check_model_size(profile, artifact)
+    if profile.needs_arena:
+        with step(f"{profile.name}: measuring the tensor arena on {profile.runtime}"):
+            artifact = _with_arena(profile, artifact)
+    if profile.emit_c_source:
+        from edgezoo.converter.c_array import write_c_sources
+
+        files = write_c_sources(
+            artifact.path,
+            artifact.sha256,
+            workdir,
+            arena_measured=artifact.details["arena_bytes_measured"],
+            arena_margin=profile.arena_margin,
+        )
+        artifact = dataclasses.replace(artifact, details={**artifact.details, "c_sources": [f.name for f in files]})
+    return artifact
+
+
+def check_model_size(profile: TargetProfile, artifact: Artifact) -> None:
+    if profile.max_model_bytes is not None and artifact.size_bytes > profile.max_model_bytes:
+        raise TargetConstraintError(
+            f"the {artifact.format} model is {artifact.size_bytes:,} bytes, over target '{profile.name}''s flash budget of "
+            f"{profile.max_model_bytes:,} bytes (by {artifact.size_bytes - profile.max_model_bytes:,}). "
+            "Try stronger quantisation (--quantize int8), pruning, a smaller model, or a profile with a larger max_model_bytes."
+        )
+
+
+def _with_arena(profile: TargetProfile, artifact: Artifact) -> Artifact:
+    from edgezoo.converter.c_array import arena_with_margin
+    from edgezoo.validate.runners import runner_for
+
+    measured = runner_for(profile.runtime).measure_arena(artifact)
+    arena = arena_with_margin(measured, profile.arena_margin)
+    if profile.max_arena_bytes is not None and arena > profile.max_arena_bytes:
+        raise TargetConstraintError(
+            f"the model needs a {arena:,}-byte tensor arena ({measured:,} bytes measured on {profile.runtime} plus a "
+            f"{profile.arena_margin:.0%} margin), over target '{profile.name}''s RAM budget of {profile.max_arena_bytes:,} bytes "
+            f"(by {arena - profile.max_arena_bytes:,}). Try a smaller input size or a narrower model (e.g. a lower alpha), "
+            "or a profile with a larger max_arena_bytes."
+        )
+    details = {**artifact.details, "arena_bytes": arena, "arena_bytes_measured": measured, "arena_margin": profile.arena_margin}
+    return dataclasses.replace(artifact, details=details)
