@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 JS_DIR := edgezoo/validate/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
+DEVICE_VENV := .venv-device
+DEVICE_STAMP := $(DEVICE_VENV)/.ready
 
 .PHONY: demo test bench install clean
 
-install: $(STAMP) $(JS_STAMP) $(CHROMIUM)
+install: $(STAMP) $(JS_STAMP) $(CHROMIUM) $(DEVICE_STAMP)
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +29,14 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+# A Raspberry Pi-class Python (numpy and tflite-runtime alone) to run device_check/check_parity.py in tests.
+# The stamp holds the requirements it was made from; the tests remake the environment when they differ.
+$(DEVICE_STAMP): requirements/device.txt
+	rm -rf $(DEVICE_VENV)
+	$(PYTHON) -m venv $(DEVICE_VENV)
+	$(DEVICE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/device.txt
+	cp requirements/device.txt $(DEVICE_STAMP)
 
 demo: install
 	$(VENV)/bin/edgezoo convert digits-cnn --target phone --out build --force
