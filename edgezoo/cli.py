@@ -108,9 +108,20 @@ def _add_convert(subparsers) -> None:
                         help="target profile name (phone, ...), a path to a .toml profile, or 'all'; repeatable (default: phone)")
     parser.add_argument("--out", "-o", default="build", help="output folder (default: build)")
     parser.add_argument("--quantize", choices=[q.value for q in Quantization], help="override the profile's quantisation")
-    parser.add_argument("--calibration", metavar="FILE", help=".npz or .npy of preprocessed model inputs, for calibration and validation")
+    parser.add_argument("--calibration", metavar="PATH",
+                        help="calibration and validation data: a folder of images (jpg, png, bmp; searched recursively), "
+                        "or a .npz/.npy of preprocessed model inputs, or a .tfrecord of tf.train.Example records")
+    parser.add_argument("--calibration-samples", type=int, default=500, metavar="N", help="calibration samples to use (default: 500)")
+    parser.add_argument("--calibration-feature", action="append", default=[], metavar="INPUT=FEATURE",
+                        help="TFRecord: read model input INPUT from feature FEATURE (default: the input's own name); repeatable")
     parser.add_argument("--force", action="store_true", help="replace existing output folders")
     parser.add_argument("--seed", type=int, default=0, help="seed for data sampling (default: 0)")
+    parser.add_argument("--prune", type=float, metavar="SPARSITY",
+                        help="magnitude-prune to this share of zero weights (0..1), fine-tuned by distillation from the original")
+    parser.add_argument("--keep-float", action="append", default=[], metavar="LAYER",
+                        help="int8: leave this layer in float (a layer name as the report lists it); repeatable")
+    parser.add_argument("--no-auto-fallback", dest="auto_fallback", action="store_false",
+                        help="int8: do not move the worst layers back to float when parity misses the tolerance")
     _zoo_access(parser)
     _common(parser)
     parser.set_defaults(handler=_run_convert)
@@ -128,6 +139,11 @@ def _run_convert(args, console: Console) -> int:
         calibration=args.calibration,
         force=args.force,
         seed=args.seed,
+        max_calibration_samples=args.calibration_samples,
+        calibration_features=tuple(_pair(text, "--calibration-feature") for text in args.calibration_feature),
+        prune=args.prune,
+        keep_float=tuple(args.keep_float),
+        auto_fallback=args.auto_fallback,
         trust_model=args.trust_model,
         offline=args.offline,
         cache_dir=args.cache_dir,
@@ -143,8 +159,26 @@ def _run_convert(args, console: Console) -> int:
             f"  parity on {target.parity.runtime} over {target.parity.num_samples} inputs: {verdict} ({_headline(target.parity)})\n"
             f"  report: {target.output_dir / 'report.json'}"
         )
+        lines.extend(_optimisation_lines(target.report))
     console.result(result.to_json(), "\n".join(lines))
     return EXIT_OK if result.passed else EXIT_PARITY
+
+
+def _pair(text: str, flag: str) -> tuple[str, str]:
+    from edgezoo.errors import UsageError
+
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise UsageError(f"{flag} takes NAME=VALUE, got '{text}'.")
+    return name, value
+
+
+def _optimisation_lines(report: dict) -> list[str]:
+    """Pruning and int8 fallback lines, when the run did either."""
+    from edgezoo.converter import prune, quant_debug
+
+    lines = [prune.summary_line(report["pruning"])] if "pruning" in report else []
+    return lines + quant_debug.summary_lines(report)
 
 
 def _headline(parity) -> str:

@@ -10,6 +10,7 @@ from typing import Callable, ContextManager
 from edgezoo import calibration as calibration_data
 from edgezoo.converter import converter_for
 from edgezoo.converter.base import Artifact, ConversionRequest
+from edgezoo.converter.quant_debug import convert_checked
 from edgezoo.options import ConvertOptions
 from edgezoo.output import OutputTree
 from edgezoo.report import run_summary, target_report, write_json
@@ -88,16 +89,23 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
         data = prepare_data(model, options)
         for message in data.warnings:
             feedback.warn(message)
+        pruning = None
+        if options.prune is not None:
+            from edgezoo.converter.prune import prune
+
+            with feedback.step(f"pruning to {options.prune:.0%} sparsity, distilled from the original on {data.num_calibration} samples"):
+                pruning = prune(model, data, options.prune, seed=options.seed)
+            model = pruning.model  # every target converts the pruned model; parity is checked against it
         with feedback.step(f"running the original on {data.num_heldout} held-out inputs"):
             reference = run_reference(model, data.heldout)
-        results = tuple(_convert_target(model, profile, options, data, reference, tree, feedback) for profile in profiles)
+        results = tuple(_convert_target(model, profile, options, data, reference, tree, feedback, pruning) for profile in profiles)
         _write_run_summary(model, results, tree)
     finally:
         tree.discard_empty()
     return ConversionResult(model, results)
 
 
-def _convert_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback) -> TargetResult:
+def _convert_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback, pruning=None) -> TargetResult:
     quantization = options.quantize or profile.quantization
     tolerance = profile.tolerance_for(quantization)
     request = ConversionRequest(
@@ -108,13 +116,14 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
     )
     target_model = prepare_model(model, profile, feedback.step)  # a fixed batch; ops the device lacks refused
     with tree.staging(profile.name) as staging:
-        with feedback.step(f"{profile.name}: converting to {profile.format} ({quantization.value})"):
-            artifact = converter_for(profile.format).convert(target_model, request, staging)
-        artifact = finish_artifact(profile, artifact, staging, feedback.step)  # ops, flash, arena and RAM; C sources
-        with feedback.step(f"{profile.name}: checking parity on {profile.runtime}"):
-            parity = check_parity(
-                artifact, profile.runtime, data.heldout, reference, classifier=model.task == "classification", tolerance=tolerance
-            )
+        check = lambda artifact: check_parity(  # noqa: E731
+            artifact, profile.runtime, data.heldout, reference, classifier=model.task == "classification", tolerance=tolerance
+        )
+        finish = lambda artifact, folder: finish_artifact(profile, artifact, folder, feedback.step)  # noqa: E731  ops, flash, arena and RAM; C sources
+        # Converts and checks parity; for int8 it also reports each layer's error and falls back to float where parity needs it.
+        checked = convert_checked(converter_for(profile.format), target_model, request, staging, check, finish=finish, profile=profile,
+                                  keep_float=options.keep_float, auto_fallback=options.auto_fallback, feedback=feedback)
+        artifact, parity = checked.artifact, checked.parity
         golden = GoldenSet(model.name, profile.name, tolerance, model.task == "classification", data.heldout, reference)
         device_check = write_device_check(staging / "device_check", artifact, golden)
         report = target_report(
@@ -127,6 +136,9 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
             device_check=device_check,
             footprint=footprint(model, artifact),
         )
+        report.update(checked.report)
+        if pruning is not None:
+            report["pruning"] = pruning.to_json(artifact)
         write_json(staging / "report.json", report)
         write_target_html(staging, report)
         final = tree.publish(staging, profile.name)

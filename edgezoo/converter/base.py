@@ -63,6 +63,7 @@ class ConversionRequest:
     quantization: Quantization = Quantization.FLOAT32
     calibration: CalibrationSet | None = None
     integer_io: bool = False  # full-integer models: int8 inputs and outputs instead of float
+    keep_float: tuple[str, ...] = ()  # int8: tensor names of layers left in float (converter.quant_debug resolves layer names)
     format_options: FormatOptions | None = None  # the converter's own Options; None means its defaults
 
 
