@@ -49,7 +49,7 @@ def _bundled_entries() -> list[CatalogEntry]:
         entries.append(CatalogEntry(
             source=name,
             task=meta.get("task"),
-            parameters=meta.get("parameters"),
+            parameters=meta.get("parameters") or count_parameters(folder / "saved_model"),
             input_shape=tuple(meta["input_shape"]) if meta.get("input_shape") else None,
             preprocessing=meta.get("preprocessing", {}).get("description", "none"),
             license=meta.get("weights_license"),
