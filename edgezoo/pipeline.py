@@ -125,7 +125,7 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
                                   keep_float=options.keep_float, auto_fallback=options.auto_fallback, feedback=feedback)
         artifact, parity = checked.artifact, checked.parity
         golden = GoldenSet(model.name, profile.name, tolerance, model.task == "classification", data.heldout, reference)
-        device_check = write_device_check(staging / "device_check", artifact, golden)
+        device_check = write_device_check(staging / "device_check", artifact, golden, profile.runtime)
         report = target_report(
             model=model,
             profile=profile,

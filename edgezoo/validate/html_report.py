@@ -30,6 +30,7 @@ METRIC_LABELS = {
 }
 MATRIX_METRICS = ("max_abs_error", "relative_l2_error", "cosine", "snr_db", "psnr_db", "top1_agreement", "top5_agreement")
 NOT_METRICS = {"name", "passed", "violations", "error_histogram"}
+LAYER_METRICS = ("relative_rmse", "rmse", "error", "mean_abs_error", "max_abs_error")  # per-layer error, preferred first
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;background:#f4f5f7;color:#222}
@@ -70,6 +71,8 @@ def render_target_report(report: dict) -> str:
         _per_layer_section(report),
         "<h2>Artifact</h2>",
         _artifact_section(artifact),
+        _optional_section("Footprint on the device", report.get("footprint")),
+        _optional_section("Pruning", report.get("pruning")),
         _device_check_section(report.get("device_check")),
         "<h2>Calibration and validation data</h2>",
         _calibration_section(report.get("calibration") or {}),
@@ -91,10 +94,14 @@ def _verdict_header(title: str, passed: bool, subtitle: str) -> str:
 
 def _cards(report: dict) -> str:
     artifact = report["artifact"]
+    footprint = report.get("footprint") or {}
     cards = [("model size", _bytes(artifact.get("size_bytes"))), ("ops", str(len(artifact.get("ops") or [])))]
-    for key, value in artifact.items():  # arena and other byte figures that converters add
-        if key.endswith("_bytes") and key != "size_bytes" and isinstance(value, (int, float)):
-            cards.append((key.removesuffix("_bytes").replace("_", " "), _bytes(value)))
+    if footprint.get("arena_bytes") is not None:
+        cards.append(("tensor arena", _bytes(footprint["arena_bytes"])))
+    if footprint.get("parameter_count") is not None:
+        cards.append(("parameters", f"{footprint['parameter_count']:,}"))
+    if footprint.get("macs") is not None:
+        cards.append(("MACs per sample", _count(footprint["macs"])))
     cards.append(("golden inputs", str((report.get("golden") or {}).get("num_samples", "–"))))
     outputs = report["parity"]["outputs"]
     worst_snr = min((o["snr_db"] for o in outputs if o.get("snr_db") is not None), default=None)
@@ -165,10 +172,14 @@ def _per_layer_section(report: dict) -> str:
     if not layers:
         return ""
     shown = layers[:25]
-    items = [(layer["layer"], layer["value"], False) for layer in shown]
+    fallback = report.get("float_fallback") or {}
+    kept = set(fallback.get("kept_float") or [])
+    items = [(layer["layer"], layer["value"], layer["layer"] in kept) for layer in shown]
     metric = shown[0]["metric"]
-    note = f"<p class=sub>The {len(shown)} worst of {len(layers)} layers by {escape(metric)}, worst first.</p>"
-    return "<h2>Per-layer quantisation error</h2>" + note + plots.horizontal_bars(items, f"per-layer {metric}")
+    note = f"<p class=sub>The {len(shown)} worst of {len(layers)} layers by {escape(metric)}, worst first"
+    note += "; in red, the layers kept in float.</p>" if kept else ".</p>"
+    message = f"<div class=warn>Float fallback: {escape(fallback['message'])}</div>" if fallback.get("message") else ""
+    return "<h2>Per-layer quantisation error</h2>" + message + note + plots.horizontal_bars(items, f"per-layer {metric}")
 
 
 def per_layer_errors(report: dict) -> list[dict]:
@@ -179,7 +190,7 @@ def per_layer_errors(report: dict) -> list[dict]:
         return []
     found = []
     for row in rows:
-        metric = next((k for k in ("rmse", "error", "mean_abs_error", "max_abs_error") if isinstance(row.get(k), (int, float))), None)
+        metric = next((k for k in LAYER_METRICS if isinstance(row.get(k), (int, float))), None)
         if metric is not None:
             found.append({"layer": str(row.get("layer") or row.get("name")), "metric": metric, "value": float(row[metric])})
     return sorted(found, key=lambda r: -r["value"])
@@ -200,13 +211,20 @@ def _artifact_section(artifact: dict) -> str:
 def _device_check_section(device_check: dict | None) -> str:
     if not device_check:
         return ""
+    commands = "".join(f"<li><code>{escape(command)}</code></li>" for command in device_check.get("commands") or [])
+    not_checked = device_check.get("not_checked") or []
     return (
         "<h2>On-device check</h2>"
-        f"<p>Copy the artifact and <code>{escape(device_check['folder'])}/</code> to the device and run "
-        f"<code>{escape(device_check['command'])}</code>: it checks {device_check['num_samples']} golden inputs against the "
-        "original's outputs with this target's tolerances, and exits 0 (pass) or 1 (fail).</p>"
+        f"<p>Copy the artifact and <code>{escape(device_check['folder'])}/</code> to the device; the check runs "
+        f"{device_check['num_samples']} golden inputs and compares the outputs with the original's, within this target's "
+        f"tolerances:</p><ul>{commands}</ul>"
+        + (f"<div class=warn>Not measured on the device: {escape(', '.join(not_checked))}</div>" if not_checked else "")
         + _key_values({"files": ", ".join(device_check.get("files") or [])})
     )
+
+
+def _optional_section(title: str, values: dict | None) -> str:
+    return f"<h2>{escape(title)}</h2>" + _key_values(values) if values else ""
 
 
 def _calibration_section(calibration: dict) -> str:
@@ -340,6 +358,13 @@ def _plain(value) -> str:
         return f"{value:.6g}"
     if isinstance(value, (dict, list)):
         return json.dumps(value)
+    return str(value)
+
+
+def _count(value) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
     return str(value)
 
 

@@ -1,9 +1,11 @@
 """The on-device proof: `device_check/` next to every artifact.
 
 It holds the golden inputs, the original's outputs on them (`.npz`), the target's tolerances
-(`tolerances.json`, which also names the model and its tensors), and a check that runs on the
-device with nothing of edgezoo installed: `check_parity.py` (numpy plus the model's runtime) for
-TFLite and ONNX. One bundle writer per artifact format, in BUNDLE_WRITERS.
+(`tolerances.json`, which also names the model file and its tensors), and a check that runs where
+the model runs, with nothing of edgezoo installed: `check_parity.py` (numpy plus the runtime) for
+TFLite and ONNX, `check_parity.html` for TF.js in a browser, and for a microcontroller the golden
+data as C arrays next to model_data.cc. Which checks a bundle gets depends on the target's runtime
+(BUNDLE_WRITERS); each writer adds its files and returns the commands that run its check.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from edgezoo.targets.profile import Tolerance
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MANIFEST_SCHEMA_VERSION = 1
-MAX_GOLDEN_BYTES = 8 << 20  # golden inputs kept small enough to copy to a device; at least one sample
+MAX_GOLDEN_BYTES = 8 << 20  # golden data kept small enough to copy to a device; at least one sample
 MAX_GOLDEN_SAMPLES = 500
 
 
@@ -45,20 +47,26 @@ class GoldenSet:
     input_names: dict[str, str] = field(default_factory=dict)
     output_names: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def count(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
     def limited(self, max_bytes: int = MAX_GOLDEN_BYTES, max_samples: int = MAX_GOLDEN_SAMPLES) -> "GoldenSet":
         """The first samples that fit the byte budget (golden data travels to small devices)."""
-        count = len(next(iter(self.inputs.values())))
         per_sample = sum(a[:1].nbytes for a in self.inputs.values()) + sum(a[:1].nbytes for a in self.expected.values())
-        keep = max(1, min(count, max_samples, max_bytes // max(per_sample, 1)))
+        keep = max(1, min(self.count, max_samples, max_bytes // max(per_sample, 1)))
         cut = lambda arrays: {name: a[:keep] for name, a in arrays.items()}  # noqa: E731
         return dataclasses.replace(self, inputs=cut(self.inputs), expected=cut(self.expected))
 
 
-def write_device_check(folder: Path, artifact: Artifact, golden: GoldenSet) -> dict | None:
-    """Write the bundle for `artifact` into `folder`; returns the report's `device_check` section,
-    or None for a format that has no device check."""
-    writer = BUNDLE_WRITERS.get(artifact.format)
-    if writer is None:
+Writer = Callable[[Path, Artifact, GoldenSet], list[str]]
+
+
+def write_device_check(folder: Path, artifact: Artifact, golden: GoldenSet, runtime: str) -> dict | None:
+    """Write the bundle for `artifact` (checked on `runtime`) into `folder`; returns the report's
+    `device_check` section, or None for a runtime that has no device check."""
+    writers = BUNDLE_WRITERS.get(runtime)
+    if writers is None:
         return None
     golden = golden.limited()
     folder.mkdir(parents=True, exist_ok=True)
@@ -66,15 +74,13 @@ def write_device_check(folder: Path, artifact: Artifact, golden: GoldenSet) -> d
     save_npz(folder / "expected_outputs.npz", golden.expected)
     manifest = _manifest(folder, artifact, golden)
     (folder / "tolerances.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    command = writer(folder, artifact, golden)
-    files = sorted(p.relative_to(folder.parent).as_posix() for p in folder.rglob("*") if p.is_file())
-    return {
-        "folder": folder.name,
-        "num_samples": len(next(iter(golden.inputs.values()))),
-        "command": command,
-        "files": files,
-        "not_checked": manifest["not_checked"],
-    }
+    commands = [command for write in writers for command in write(folder, artifact, golden)]
+    files = sorted(p.relative_to(folder.parent).as_posix() for p in folder.parent.rglob("*") if p.is_file() and _in_bundle(p, folder))
+    return {"folder": folder.name, "num_samples": golden.count, "commands": commands, "files": files, "not_checked": manifest["not_checked"]}
+
+
+def _in_bundle(path: Path, folder: Path) -> bool:
+    return path.is_relative_to(folder) or path.name.startswith("golden_data.")
 
 
 def _manifest(folder: Path, artifact: Artifact, golden: GoldenSet) -> dict:
@@ -96,7 +102,7 @@ def _manifest(folder: Path, artifact: Artifact, golden: GoldenSet) -> dict:
 
 
 def _measurable(tolerance: Tolerance) -> dict:
-    """The limits the device script can measure, and the names of those it cannot (said in the report)."""
+    """The limits the device checks can measure, and the names of those they cannot (said in the report)."""
     script = device_script()
     measurable = {*script.METRICS, *script.CLASSIFIER_METRICS}
     limits = {k: v for k, v in dataclasses.asdict(tolerance).items() if v is not None}
@@ -122,11 +128,12 @@ def device_script():
     return module
 
 
-def _python_check(folder: Path, artifact: Artifact, golden: GoldenSet) -> str:
+def write_python_check(folder: Path, artifact: Artifact, golden: GoldenSet) -> list[str]:
     shutil.copyfile(TEMPLATES / "check_parity.py", folder / "check_parity.py")
     command = f"python3 {folder.name}/check_parity.py"
-    (folder / "README.txt").write_text(_README.format(model=artifact.path.name, folder=folder.name, runtime=_RUNTIME_HINTS[artifact.format], command=command))
-    return command
+    hint = _RUNTIME_HINTS[artifact.format]
+    (folder / "README.txt").write_text(_README.format(model=artifact.path.name, folder=folder.name, runtime=hint, command=command))
+    return [command]
 
 
 _RUNTIME_HINTS = {
@@ -145,8 +152,25 @@ model's (expected_outputs.npz) against the target's tolerances (tolerances.json)
 and exits 0 when every output is within tolerance, 1 when not, 2 when it cannot start.
 """
 
-# Format -> the writer of its check; each returns the command that runs the check.
-BUNDLE_WRITERS: dict[str, Callable[[Path, Artifact, GoldenSet], str]] = {
-    "tflite": _python_check,
-    "onnx": _python_check,
+
+def _browser(folder: Path, artifact: Artifact, golden: GoldenSet) -> list[str]:
+    from edgezoo.validate.device_check.browser import write_browser_check
+
+    return write_browser_check(folder, artifact, golden)
+
+
+def _firmware(folder: Path, artifact: Artifact, golden: GoldenSet) -> list[str]:
+    from edgezoo.validate.device_check.c_arrays import write_golden_c_arrays
+
+    return write_golden_c_arrays(folder.parent, artifact, golden)
+
+
+# Runtime -> the checks its bundle holds. A microcontroller's .tflite is also checked by check_parity.py on a
+# host with the TFLite runtime; the board itself gets the golden data as C arrays.
+BUNDLE_WRITERS: dict[str, tuple[Writer, ...]] = {
+    "litert": (write_python_check,),
+    "onnxruntime": (write_python_check,),
+    "tflm": (write_python_check, _firmware),
+    "tfjs-browser": (_browser,),
+    "tfjs-node": (_browser,),
 }
