@@ -1,0 +1,29 @@
+"""Calibration images on disk, made from the bundled digits data: 8x8 grey PNGs scaled from 0..16 to 0..255."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+DIGITS_NPZ = Path(__file__).resolve().parents[1] / "edgezoo" / "zoo" / "bundled" / "digits_cnn" / "digits.npz"
+
+
+def digit_pixels(count: int, start: int = 0) -> np.ndarray:
+    """[count, 8, 8] uint8 images in 0..255, from the bundled digits (values 0..16)."""
+    images = np.load(DIGITS_NPZ)["images"][start : start + count]
+    return np.round(images.astype(np.float64) * 255.0 / 16.0).astype(np.uint8)
+
+
+def write_digit_images(folder: Path, count: int, start: int = 0, suffix: str = ".png") -> list[Path]:
+    """Writes `count` digit images, spread over one sub-folder per label (so the reader must search recursively)."""
+    from PIL import Image
+
+    labels = np.load(DIGITS_NPZ)["labels"][start : start + count]
+    paths = []
+    for index, (pixels, label) in enumerate(zip(digit_pixels(count, start), labels)):
+        path = folder / f"digit_{label}" / f"{start + index:05d}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels, mode="L").save(path)
+        paths.append(path)
+    return paths
