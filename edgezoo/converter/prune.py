@@ -86,8 +86,8 @@ def _load_keras(model: LoadedModel):
         ) from exc
     if not isinstance(loaded, keras.Model) or not (isinstance(loaded, keras.Sequential) or getattr(loaded, "_is_graph_network", False)):
         raise UsageError(
-            f"--prune needs a Sequential or functional Keras model; {model.source} loads as {type(loaded).__name__}. "
-            "Convert it without --prune."
+            f"--prune needs a Keras model (Sequential or functional); {model.source} loads as {type(loaded).__name__}, "
+            "not as one (a plain SavedModel, or a subclassed model). Convert it without --prune."
         )
     return loaded
 
