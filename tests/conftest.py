@@ -29,6 +29,29 @@ def digits_data(digits):
     return from_model_data(digits)
 
 
+# Float32 variants of built-in targets, for tests that tamper with the weights (float32 buffers).
+FLOAT32_PROFILES = {"phone-f32": "phone", "browser-f32": "browser"}
+EVERY_RUNTIME = ("phone-f32", "phone-int8", "onnx", "browser-f32", "microcontroller")
+
+
+@pytest.fixture(scope="session")
+def every_runtime(tmp_path_factory, digits):
+    """digits-cnn converted in ONE run for a target of every runtime: LiteRT (float32, and int8 with int8
+    input and output), ONNX Runtime, TF.js in the browser (float32) and TFLM. Returns the ConversionResult."""
+    import edgezoo
+
+    root = tmp_path_factory.mktemp("every_runtime")
+    targets = []
+    for name in EVERY_RUNTIME:
+        if name in FLOAT32_PROFILES:
+            (root / f"{name}.toml").write_text(f'extends = "{FLOAT32_PROFILES[name]}"\nquantization = "float32"\n')
+            name = str(root / f"{name}.toml")
+        targets.append(name)
+    result = edgezoo.convert(digits, target=tuple(targets), out_dir=root / "out")
+    assert result.passed, [t.parity.summary() for t in result.targets]
+    return result
+
+
 def run_edgezoo(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """The CLI as a user runs it: a separate process, its exit code, stdout and stderr."""
     return subprocess.run(

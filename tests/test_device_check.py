@@ -12,30 +12,14 @@ import sys
 import numpy as np
 import pytest
 
-import edgezoo
 from edgezoo.validate import metrics
 from edgezoo.validate.device_check import GoldenSet, device_script
 from tests.conftest import REPO
-from tests.tamper import tamper_tflite_weights
+from tests.tamper import tamper_onnx_weights, tamper_tfjs_weights, tamper_tflite_weights
 
 DEVICE_VENV = REPO / ".venv-device"
 DEVICE_REQUIREMENTS = REPO / "requirements" / "device.txt"
 ALLOWED_IN_DEVICE_VENV = {"numpy", "tflite-runtime", "tflite_runtime", "pip", "setuptools", "wheel"}
-
-INTEGER_IO_PROFILE = """
-name = "npu-int8"
-description = "Full-integer int8 with int8 inputs and outputs, as NPUs and DSPs want."
-format = "tflite"
-runtime = "litert"
-quantization = "int8"
-integer_io = true
-
-[tolerances.int8]
-max_abs_error = 0.25
-min_cosine = 0.98
-min_top1_agreement = 0.95
-"""
-
 
 @pytest.fixture(scope="session")
 def device_python():
@@ -75,15 +59,9 @@ def _copy_to_device(target_dir, device_dir):
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory, digits):
-    """digits-cnn as float32 (weights to tamper with) and as full-integer int8 with int8 inputs and outputs."""
-    root = tmp_path_factory.mktemp("device")
-    profile = root / "npu-int8.toml"
-    profile.write_text(INTEGER_IO_PROFILE)
-    float32 = edgezoo.convert(digits, target="phone", quantize="float32", out_dir=root / "f32").targets[0]
-    int8 = edgezoo.convert(digits, target=str(profile), out_dir=root / "int8").targets[0]
-    assert float32.passed and int8.passed
-    return {"float32": float32, "int8": int8}
+def converted(every_runtime):
+    """digits-cnn for a target of every runtime, in one run (tests/conftest.py), by target name."""
+    return {t.target: t for t in every_runtime.targets}
 
 
 def test_device_environment_holds_only_numpy_and_the_tflite_runtime(device_python):
@@ -96,7 +74,7 @@ def test_device_environment_holds_only_numpy_and_the_tflite_runtime(device_pytho
 
 
 def test_bundle_holds_golden_data_and_the_targets_tolerances(converted, digits_data):
-    result = converted["float32"]
+    result = converted["phone-f32"]
     bundle = result.output_dir / "device_check"
     manifest = json.loads((bundle / "tolerances.json").read_text())
     assert manifest["model"] == "../model.tflite" and manifest["format"] == "tflite" and manifest["classifier"] is True
@@ -110,7 +88,7 @@ def test_bundle_holds_golden_data_and_the_targets_tolerances(converted, digits_d
     assert "device_check/check_parity.py" in result.report["device_check"]["files"]
 
 
-@pytest.mark.parametrize("kind", ["float32", "int8"])
+@pytest.mark.parametrize("kind", ["phone-f32", "phone-int8", "microcontroller"])
 def test_check_parity_passes_on_the_device(converted, device_python, tmp_path, kind):
     device = _copy_to_device(converted[kind].output_dir, tmp_path / "device")
     done = _on_device(device_python, device)
@@ -124,7 +102,7 @@ def test_check_parity_passes_on_the_device(converted, device_python, tmp_path, k
 
 
 def test_check_parity_fails_on_the_device_for_a_tampered_model(converted, device_python, tmp_path):
-    device = _copy_to_device(converted["float32"].output_dir, tmp_path / "device")
+    device = _copy_to_device(converted["phone-f32"].output_dir, tmp_path / "device")
     tamper_tflite_weights(device / "model.tflite")
     done = _on_device(device_python, device)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -132,7 +110,7 @@ def test_check_parity_fails_on_the_device_for_a_tampered_model(converted, device
 
 
 def test_check_parity_says_when_it_cannot_start(converted, device_python, tmp_path):
-    device = _copy_to_device(converted["float32"].output_dir, tmp_path / "device")
+    device = _copy_to_device(converted["phone-f32"].output_dir, tmp_path / "device")
     manifest_path = device / "device_check" / "tolerances.json"
     manifest = json.loads(manifest_path.read_text())
     manifest_path.write_text(json.dumps(dict(manifest, format="onnx", model="../model.onnx")))
@@ -168,3 +146,109 @@ def test_golden_set_is_cut_to_a_size_a_device_can_hold(digits_data):
     assert len(golden.limited(max_bytes=per_sample * 7).inputs["image"]) == 7
     assert len(golden.limited(max_bytes=1).expected["p"]) == 1
     assert len(golden.limited().inputs["image"]) == 360
+
+
+def test_check_parity_runs_onnx_models_on_onnxruntime(converted, tmp_path):
+    """The same script for ONNX, here with the main environment's onnxruntime as the device's runtime."""
+    target = converted["onnx"].output_dir
+    device = tmp_path / "device"
+    shutil.copytree(target / "device_check", device / "device_check")
+    shutil.copyfile(target / "model.onnx", device / "model.onnx")
+    run = lambda: subprocess.run([sys.executable, "device_check/check_parity.py"], cwd=device, capture_output=True, text=True, timeout=120)  # noqa: E731
+    good = run()
+    assert good.returncode == 0 and "PASSED: 360 golden inputs on onnxruntime" in good.stdout, good.stdout + good.stderr
+    tamper_onnx_weights(device / "model.onnx")
+    bad = run()
+    assert bad.returncode == 1 and "FAILED" in bad.stdout, bad.stdout + bad.stderr
+
+
+# A child process: Playwright's sync API cannot start twice in one process, and the browser runner keeps its own.
+BROWSER_SCRIPT = """
+import json, sys
+from playwright.sync_api import sync_playwright
+from edgezoo.validate.runners.tfjs_browser import CHROMIUM, CHROMIUM_FLAGS, LoopbackServer
+
+server = LoopbackServer()
+server.mount("/", __import__("pathlib").Path(sys.argv[1]))
+with sync_playwright() as playwright:
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+    page = browser.new_page()
+    page.goto(server.origin + "/device_check/check_parity.html?backend=" + sys.argv[2])
+    page.wait_for_function("document.body.dataset.verdict !== 'running'", timeout=120_000)
+    print(json.dumps(page.evaluate("[document.body.dataset.verdict, document.getElementById('details').textContent]")))
+    browser.close()
+server.close()
+"""
+
+
+def _browser_verdict(folder, backend="cpu"):
+    """Open the bundle's check_parity.html as a user does: the target folder served over loopback HTTP."""
+    done = subprocess.run([sys.executable, "-c", BROWSER_SCRIPT, str(folder), backend], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_check_parity_html_in_headless_chromium(converted, tmp_path):
+    target = converted["browser-f32"].output_dir
+    files = {p.name for p in (target / "device_check").iterdir()}
+    assert {"check_parity.html", "tf.min.js", "harness.mjs", "golden.json", "tolerances.json"} <= files  # nothing fetched from outside
+    device = tmp_path / "device"
+    shutil.copytree(target, device)
+    verdict, details = _browser_verdict(device)
+    assert verdict == "passed" and "360 golden inputs on TF.js 4.22.0 (cpu backend)" in details, details
+    tamper_tfjs_weights(device / "tfjs_model" / "model.json")
+    verdict, details = _browser_verdict(device)
+    assert verdict == "failed" and "max_abs_error" in details, details
+
+
+CPP_DUMP = """
+#include <cstdio>
+#include "golden_data.h"
+#include "model_data.h"
+int main() {
+  for (int s = 0; s < kGoldenCount; ++s) {
+    for (int i = 0; i < kGoldenInput0Size; ++i) std::printf("%d ", g_golden_input0[s][i]);
+    std::printf("\\n");
+  }
+  for (int s = 0; s < kGoldenCount; ++s) {
+    for (int i = 0; i < kGoldenOutput0Size; ++i) std::printf("%.9g ", g_golden_expected0[s][i]);
+    std::printf("%d\\n", g_golden_best_class0[s]);
+  }
+  std::printf("%.9g %.9g %d\\n", kGoldenMaxAbsError, kGoldenMinTop1Agreement, (int)g_model_data_len);
+  return 0;
+}
+"""
+
+
+def test_microcontroller_gets_golden_c_arrays_next_to_model_data(converted, tmp_path):
+    """golden_data.cc compiles with model_data.cc, and holds the golden inputs as the int8 model takes them."""
+    result = converted["microcontroller"]
+    folder = result.output_dir
+    assert {"golden_data.h", "golden_data.cc", "model_data.cc"} <= {p.name for p in folder.iterdir()}
+    assert "golden_data.cc" in result.report["device_check"]["files"]
+    (tmp_path / "dump.cc").write_text(CPP_DUMP)
+    program = tmp_path / "dump"
+    compiled = subprocess.run(
+        ["c++", "-std=c++17", "-Wall", "-Wextra", "-Werror", f"-I{folder}", str(tmp_path / "dump.cc"),
+         str(folder / "golden_data.cc"), str(folder / "model_data.cc"), "-o", str(program)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    lines = subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout.splitlines()
+    count = len(lines[:-1]) // 2
+    assert count == 16
+    from ai_edge_litert.interpreter import Interpreter
+
+    detail = Interpreter(model_path=str(result.artifact.path)).get_input_details()[0]
+    scale, zero_point = detail["quantization"]
+    with np.load(folder / "device_check" / "golden_inputs.npz") as inputs, np.load(folder / "device_check" / "expected_outputs.npz") as expected:
+        quantised = np.clip(np.round(inputs["image"][:count] / scale + zero_point), -128, 127).reshape(count, -1)
+        original = expected["probabilities"][:count]
+    np.testing.assert_array_equal(np.array([line.split() for line in lines[:count]], dtype=np.int64), quantised)
+    rows = np.array([line.split() for line in lines[count:-1]], dtype=np.float64)
+    np.testing.assert_array_equal(rows[:, :-1].astype(np.float32), original)
+    np.testing.assert_array_equal(rows[:, -1], np.argmax(original, axis=-1))
+    max_abs_error, min_top1, model_length = lines[-1].split()
+    tolerance = result.parity.tolerance
+    assert np.float32(max_abs_error) == np.float32(tolerance.max_abs_error) and np.float32(min_top1) == np.float32(tolerance.min_top1_agreement)
+    assert int(model_length) == result.artifact.size_bytes

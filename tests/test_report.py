@@ -3,47 +3,33 @@ and the metrics the reports add (PSNR, relative L2, top-5 agreement)."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
+import shutil
 
 import jsonschema
 import numpy as np
 import pytest
 
-import edgezoo
-from edgezoo.converter import converter_for
-from edgezoo.converter.base import ConversionRequest
 from edgezoo.report import RUN_SUMMARY_KIND, TARGET_REPORT_KIND, schema_for
 from edgezoo.validate import check_parity, metrics
 from edgezoo.validate.html_report import render_target_report
 from edgezoo.validate.runners.tensorflow import run_reference
+from tests.conftest import EVERY_RUNTIME
 from tests.headless import ink, screenshot
 from tests.tamper import tamper_tflite_weights
 
-INT8_PROFILE = """
-name = "edge-int8"
-description = "A full-integer TFLite target, for a second column of the parity matrix."
-format = "tflite"
-runtime = "litert"
-quantization = "int8"
-
-[tolerances.int8]
-max_abs_error = 0.25
-min_cosine = 0.98
-min_top1_agreement = 0.95
-"""
-
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, digits):
-    """digits-cnn converted for two targets in one run: float16 for phones and full-integer int8."""
-    root = tmp_path_factory.mktemp("report")
-    profile = root / "edge-int8.toml"
-    profile.write_text(INT8_PROFILE)
-    result = edgezoo.convert(digits, target=("phone", str(profile)), out_dir=root / "out")
-    assert result.passed, [t.parity.summary() for t in result.targets]
-    return result
+def run(every_runtime):
+    """One run of digits-cnn for a target of every runtime (tests/conftest.py)."""
+    return every_runtime
+
+
+def _target(run, name):
+    return next(t for t in run.targets if t.target == name)
 
 
 def _load(path):
@@ -102,23 +88,24 @@ def test_reports_match_their_published_schemas(run):
 def test_run_summary_is_a_parity_matrix_on_one_golden_set(run):
     model_dir = run.targets[0].output_dir.parent
     summary = _load(model_dir / "report.json")
-    assert [row["target"] for row in summary["targets"]] == ["phone", "edge-int8"]
+    assert [row["target"] for row in summary["targets"]] == list(EVERY_RUNTIME)
+    assert {row["runtime"] for row in summary["targets"]} == {"litert", "onnxruntime", "tfjs-browser", "tflm"}
     assert summary["same_golden_inputs"] and summary["golden"]["num_samples"] == 360
     for row, target in zip(summary["targets"], run.targets):
         assert (model_dir / row["report"]).exists() and (model_dir / row["html"]).exists()  # per-target reports stay
         assert row["golden_sha256"] == summary["golden"]["sha256"] == target.report["golden"]["sha256"]
         assert row["outputs"][0]["snr_db"] == pytest.approx(target.parity.outputs[0].metrics["snr_db"])
-    snr = {row["quantization"]: row["outputs"][0]["snr_db"] for row in summary["targets"]}
-    assert snr["float16"] > snr["int8"]  # the matrix shows which format drifts more
+    snr = {row["target"]: row["outputs"][0]["snr_db"] for row in summary["targets"]}
+    assert min(snr["phone-f32"], snr["onnx"], snr["browser-f32"]) > 80 > 60 > max(snr["phone-int8"], snr["microcontroller"])
     page = (model_dir / "report.html").read_text()
-    assert "href='phone/report.html'" in page and "href='edge-int8/report.html'" in page
+    assert all(f"href='{name}/report.html'" in page for name in EVERY_RUNTIME)  # the matrix links every target's report
 
 
 # --- report.html ----------------------------------------------------------------------------------
 
 
 def _external_references(page: str) -> list[str]:
-    found = re.findall(r"""(?:src|href)\s*=\s*['"]?(?!#|phone/|edge-int8/)[^'" >]+""", page)
+    found = re.findall(r"""(?:src|href)\s*=\s*['"]?(?![\w.-]+/report\.html['"])[^'" >]+""", page)
     found += re.findall(r"<script|<link|<img|<iframe|@import|url\(", page)
     found += [url for url in re.findall(r"https?://[^\s'\"<>]+", page) if url != "http://www.w3.org/2000/svg"]
     return found
@@ -131,14 +118,17 @@ def test_report_html_is_self_contained(run):
         assert _external_references(text) == [], page
         assert text.count("<svg") >= 1
     target_page = pages[0].read_text()
-    for shown in ("PASSED", "probabilities", "PSNR dB", "top-5 agree", "CONV_2D", "tensorflow", "check_parity.py", "bundled"):
+    for shown in ("PASSED", "probabilities", "PSNR dB", "top-5 agree", "CONV_2D", "tensorflow", "check_parity.py", "bundled", "parameters"):
         assert shown in target_page
+    int8_page = (_target(run, "phone-int8").output_dir / "report.html").read_text()
+    assert "Per-layer quantisation error" in int8_page and "digits_cnn/conv1" in int8_page  # the per-layer plot
+    assert "tensor arena" in (_target(run, "microcontroller").output_dir / "report.html").read_text()
     assert _external_references('<img src="https://example.org/x.png">')  # the check itself can fail
 
 
 def test_report_html_renders_in_headless_chromium(run, tmp_path):
     model_dir = run.targets[0].output_dir.parent
-    for page in (run.targets[0].output_dir / "report.html", model_dir / "report.html"):
+    for page in (_target(run, "phone-int8").output_dir / "report.html", model_dir / "report.html"):
         spread, covered = ink(screenshot(page, tmp_path / f"{page.parent.name}.png"))
         assert spread > 15 and covered > 0.02, f"{page} looks blank: grey std {spread:.1f}, {covered:.1%} inked"
     blank = tmp_path / "blank.html"
@@ -147,8 +137,9 @@ def test_report_html_renders_in_headless_chromium(run, tmp_path):
 
 
 def test_a_failing_artifact_reads_as_failed(run, digits, digits_data, tmp_path):
-    phone = run.targets[0]
-    artifact = converter_for("tflite").convert(digits, ConversionRequest(), tmp_path)  # float32: weights to tamper with
+    phone = _target(run, "phone-f32")
+    shutil.copyfile(phone.artifact.path, tmp_path / "model.tflite")
+    artifact = dataclasses.replace(phone.artifact, path=tmp_path / "model.tflite", files=(tmp_path / "model.tflite",))
     tamper_tflite_weights(artifact.path)
     reference = run_reference(digits, digits_data.heldout)
     parity = check_parity(artifact, "litert", digits_data.heldout, reference, classifier=True, tolerance=phone.parity.tolerance)

@@ -26,7 +26,7 @@ def write_browser_check(folder: Path, artifact: Artifact, golden: GoldenSet) -> 
     shutil.copyfile(TEMPLATES / "check_parity.html", folder / "check_parity.html")
     index = {"inputs": _write_arrays(folder, "input", golden.inputs), "expected": _write_arrays(folder, "expected", golden.expected)}
     (folder / "golden.json").write_text(json.dumps(index, indent=2) + "\n")
-    return [f"python3 -m http.server 8000   # in the model's folder, then open http://localhost:8000/{folder.name}/check_parity.html"]
+    return [f"python3 -m http.server 8000   (in the model's folder; then open /{folder.name}/check_parity.html on that server)"]
 
 
 def _write_arrays(folder: Path, kind: str, arrays: dict[str, np.ndarray]) -> dict:
