@@ -52,6 +52,22 @@ def every_runtime(tmp_path_factory, digits):
     return result
 
 
+@pytest.fixture(scope="session")
+def mobilenet_v2(tmp_path_factory):
+    """A Keras application (MobileNetV2, alpha 0.35, 96x96, seeded) as a local SavedModel, and 12 inputs for it."""
+    from tests.edge_formats import build_mobilenet_v2
+
+    return build_mobilenet_v2(tmp_path_factory.mktemp("mobilenet_v2") / "saved_model")
+
+
+@pytest.fixture(scope="session")
+def mobilenet_tfjs(tmp_path_factory, mobilenet_v2):
+    """That MobileNetV2 as a float32 TF.js graph model, for the Node and the browser runners."""
+    from tests.edge_formats import convert
+
+    return convert(mobilenet_v2[0], "tfjs", tmp_path_factory.mktemp("mobilenet_tfjs"))
+
+
 def run_edgezoo(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """The CLI as a user runs it: a separate process, its exit code, stdout and stderr."""
     return subprocess.run(

@@ -8,6 +8,7 @@ runtime implements) before the model is called browser-ready.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,10 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
     options = FormatOptions.of(request, Options)
     dtype = weight_quantization(request.quantization, options)
     _tf.tf()
+    # tensorflowjs imports tensorflow_decision_forests, whose welcome message needs IPython when stdout is not a terminal
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
     out = workdir / MODEL_DIR
-    with _tf.quiet_native_output() as log:  # tensorflowjs' imports print an advert for ydf on stderr
+    with _tf.quiet_native_output() as log:
         from tensorflowjs.converters import tf_saved_model_conversion_v2 as tfjs_converter
 
         try:
@@ -73,6 +76,8 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
             ) from exc
     model_json = json.loads((out / MAIN_FILE).read_text())
     check_ops(model_json, model.name)
+    if _name_signature(model_json, model):
+        (out / MAIN_FILE).write_text(json.dumps(model_json))
     _check_signature(model_json, model)
     shards = [out / path for group in model_json["weightsManifest"] for path in group["paths"]]
     return Artifact(
@@ -116,6 +121,29 @@ def check_ops(model_json: dict, model_name: str) -> None:
             f"{model_name} uses TensorFlow ops that TF.js cannot run: {describe_ops_by_layer(unsupported)}. "
             "Replace those layers with ones TF.js supports (tensorflowjs/op_list lists them), or choose another target."
         )
+
+
+def _name_signature(model_json: dict, model: LoadedModel) -> bool:
+    """Key model.json's signature by the signature's names; returns whether anything was renamed.
+
+    The converter finds each name by matching shapes and falls back to the graph tensor's name
+    (`Identity_1:0`) when two share a shape. The signature's own order is certain: its tensors come
+    in the order of its sorted names, as tf.nest flattens a dict.
+    """
+    signature = model_json.setdefault("signature", {})
+    expected = {"inputs": {spec.name for spec in model.inputs}, "outputs": {spec.name for spec in model.outputs}}
+    if all(set(signature.get(kind, {})) == names for kind, names in expected.items()):
+        return False
+    tf = _tf.tf()
+    with _tf.quiet_native_output():
+        function = tf.saved_model.load(str(model.saved_model_dir)).signatures[model.signature_key]
+    by_tensor = {
+        "inputs": dict(zip((t.name for t in function.inputs), sorted(function.structured_input_signature[1]))),
+        "outputs": dict(zip((t.name for t in function.outputs), sorted(function.structured_outputs))),
+    }
+    for kind, names in by_tensor.items():
+        signature[kind] = {names.get(entry["name"], key): entry for key, entry in signature.get(kind, {}).items()}
+    return True
 
 
 def _check_signature(model_json: dict, model: LoadedModel) -> None:

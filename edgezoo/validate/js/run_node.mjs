@@ -1,6 +1,6 @@
 // Runs a TF.js graph model in Node on the inputs in an exchange folder (see harness.mjs).
 // Usage: node run_node.mjs MODEL_JSON EXCHANGE_DIR [cpu|wasm]
-// Prints {"backend": ...} on success; on failure, the error on stderr and exit code 1.
+// Prints {"backend": ...} on success; on failure, exit code 1 and a line `edgezoo-harness-error: MESSAGE` on stderr.
 import { readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
@@ -38,6 +38,7 @@ async function main() {
 }
 
 main().catch((error) => {
-  process.stderr.write(`${error && error.stack ? error.stack : error}\n`);
+  // One marked line for edgezoo's message, then the stack for whoever debugs the harness.
+  process.stderr.write(`edgezoo-harness-error: ${error && error.message ? error.message : error}\n${error && error.stack}\n`);
   process.exit(1);
 });

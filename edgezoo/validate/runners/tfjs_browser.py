@@ -163,7 +163,7 @@ class BrowserSession:
         except PlaywrightError as exc:
             logged = "; ".join(dict.fromkeys(page_errors))[:2000]
             raise RuntimeFailure(
-                f"TF.js ({self.backend}) in Chromium could not run {artifact.path}: {first_line(exc)}"
+                f"TF.js ({self.backend}) in Chromium could not run {artifact.path}: {first_line(exc).removeprefix('Page.evaluate: ')}"
                 + (f"\nThe page reported: {logged}" if logged else "")
             ) from exc
         finally:

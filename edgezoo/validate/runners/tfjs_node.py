@@ -23,6 +23,7 @@ JS_DIR = Path(__file__).resolve().parents[1] / "js"
 NODE_SCRIPT = JS_DIR / "run_node.mjs"
 BACKEND = "cpu"
 TIMEOUT_SECONDS = 1800
+ERROR_MARKER = "edgezoo-harness-error:"
 # What the harness exchanges; other input types are converted to the nearest of these, as TF.js would.
 EXCHANGE_DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
 INPUT_CASTS = {"float64": "float32", "float16": "float32", "int64": "int32", "int16": "int32", "int8": "int32", "uint8": "int32"}
@@ -79,13 +80,16 @@ def run(artifact: Artifact, inputs: dict[str, np.ndarray], backend: str = BACKEN
         except subprocess.TimeoutExpired as exc:
             raise RuntimeFailure(f"TF.js in Node did not finish {artifact.path} within {TIMEOUT_SECONDS} s.") from exc
         if process.returncode != 0:
-            raise RuntimeFailure(f"TF.js in Node could not run {artifact.path}: {_last_lines(process.stderr)}")
+            raise RuntimeFailure(f"TF.js in Node could not run {artifact.path}: {harness_error(process.stderr)}")
         return read_outputs(exchange)
     finally:
         shutil.rmtree(exchange, ignore_errors=True)
 
 
-def _last_lines(text: str, lines: int = 8) -> str:
-    """The error and the top of its stack, without TF.js' advice to install tfjs-node."""
-    kept = [line for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(kept[:lines]) if kept else "(no message)"
+def harness_error(stderr: str) -> str:
+    """The harness' one-line error message (run_node.mjs marks it), or the end of whatever it printed."""
+    for line in stderr.splitlines():
+        if line.startswith(ERROR_MARKER):
+            return line[len(ERROR_MARKER):].strip()
+    kept = [line for line in stderr.strip().splitlines() if line.strip()]
+    return "\n".join(kept[-8:]) if kept else "(no message)"
