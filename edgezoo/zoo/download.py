@@ -125,6 +125,8 @@ def fetch_archive(remote: Remote, module_dir: Path, settings: DownloadSettings, 
         staging = Path(tempfile.mkdtemp(prefix=module_dir.name + ".", dir=cache.partial_dir(settings.cache)))
         try:
             safe_extract_tar(archive, staging, what=f"the archive of {what}")
+            if module_dir.is_dir() and any(module_dir.iterdir()):
+                return module_dir  # another process finished the same module first
             if module_dir.exists():
                 shutil.rmtree(module_dir)  # an empty leftover folder
             os.replace(staging, module_dir)

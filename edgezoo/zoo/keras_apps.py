@@ -247,7 +247,8 @@ def _export(model) -> Path:
 
     target = scratch_dir("savedmodel-") / "saved_model"
     with _tf.quiet_native_output():
-        model.save(target, save_format="tf", include_optimizer=False, signatures={"serving_default": serve})
+        # save_traces=False: no per-layer traces (minutes for a deep model); the serving signature is all we read.
+        model.save(target, save_format="tf", include_optimizer=False, save_traces=False, signatures={"serving_default": serve})
     return target
 
 
