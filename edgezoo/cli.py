@@ -197,6 +197,56 @@ def _headline(parity) -> str:
     return "; ".join(parts)
 
 
+# --- validate ------------------------------------------------------------------------------------
+
+
+def _add_validate(subparsers) -> None:
+    from edgezoo.converter.base import Quantization
+
+    parser = subparsers.add_parser(
+        "validate",
+        help="check an artifact made by another tool (.tflite, .onnx, TF.js model.json) against its original",
+        description="Run ARTIFACT on its runtime and SOURCE in TensorFlow on the same inputs, and compare them with a target "
+        "profile's tolerances. Writes OUT/<model>/validate-<target>/ with a copy of the artifact, report.json, report.html "
+        "and device_check/, as convert does.",
+    )
+    parser.add_argument("source", help="the original: a bundled model, keras:NAME, hub:HANDLE, or a path to a SavedModel, .keras or .h5")
+    parser.add_argument("artifact", help="a .tflite, an .onnx, or a TF.js model.json (or its folder)")
+    parser.add_argument("--target", "-t", metavar="TARGET",
+                        help="the profile whose runtime and tolerances apply (default: phone for .tflite, onnx for .onnx, browser for TF.js)")
+    parser.add_argument("--quantize", choices=[q.value for q in Quantization],
+                        help="which of the profile's tolerances apply (default: the quantisation detected in the artifact)")
+    parser.add_argument("--calibration", metavar="PATH", help="inputs to check on, as for convert (default: the model's own data, else random)")
+    parser.add_argument("--out", "-o", default="build", help="output folder (default: build)")
+    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--seed", type=int, default=0, help="seed for data sampling (default: 0)")
+    _zoo_access(parser)
+    _common(parser)
+    parser.set_defaults(handler=_run_validate)
+
+
+def _run_validate(args, console: Console) -> int:
+    from edgezoo.pipeline import Feedback
+    from edgezoo.validate.standalone import ValidateOptions, validate_artifact
+
+    options = ValidateOptions(
+        target=args.target, quantize=args.quantize, out_dir=args.out, force=args.force, calibration=args.calibration, seed=args.seed,
+        trust_model=args.trust_model, offline=args.offline, cache_dir=args.cache_dir, mirror=args.mirror,
+    )
+    feedback = Feedback(step=console.step, warn=console.warn, progress=console.progress)
+    result = validate_artifact(args.source, args.artifact, options, feedback)
+    validated = result.report["validated"]
+    verdict = "passed" if result.passed else "FAILED"
+    human = (
+        f"{result.target}: {args.artifact} ({result.artifact.format} {result.artifact.quantization.value}, detected "
+        f"{validated['quantization_detected']})\n"
+        f"  parity on {result.parity.runtime} over {result.parity.num_samples} inputs: {verdict} ({_headline(result.parity)})\n"
+        f"  report: {result.output_dir / 'report.html'}"
+    )
+    console.result(result.to_json(), human)
+    return EXIT_OK if result.passed else EXIT_PARITY
+
+
 # --- zoo -----------------------------------------------------------------------------------------
 
 
@@ -311,7 +361,7 @@ def _run_targets_show(args, console: Console) -> int:
 
 # --- entry point -------------------------------------------------------------------------------
 
-COMMANDS = (_add_convert, _add_zoo, _add_targets)
+COMMANDS = (_add_convert, _add_validate, _add_zoo, _add_targets)
 
 
 def build_parser() -> argparse.ArgumentParser:

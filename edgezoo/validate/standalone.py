@@ -1,0 +1,328 @@
+"""`edgezoo validate SOURCE ARTIFACT`: an artifact made by another tool (a .tflite, an .onnx, a TF.js
+model.json) checked against its original like edgezoo's own: the same golden inputs, runtime, metrics,
+report.json, report.html and device_check/ bundle, in OUT/<model>/validate-<target>/.
+
+The artifact's format is recognised from its file (ARTIFACT_KINDS); its tensors are matched to the
+original's by name, else by shape; the tolerances are the target profile's for the quantisation the
+artifact turns out to use (or --quantize).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgezoo.converter.base import Artifact, Quantization
+from edgezoo.errors import CorruptModelError, UsageError
+from edgezoo.options import ConvertOptions
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    target: str | None = None  # profile name or path; None: the usual target of the artifact's format
+    quantize: Quantization | None = None  # which of the profile's tolerances apply; None: detected from the artifact
+    out_dir: Path = Path("build")
+    force: bool = False
+    calibration: object = None  # as for convert: the inputs to check on (default: the model's own, else synthetic)
+    max_calibration_samples: int = 500
+    seed: int = 0
+    trust_model: bool = False
+    offline: bool = False
+    cache_dir: Path | None = None
+    mirror: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "out_dir", Path(self.out_dir))
+        if self.quantize is not None and not isinstance(self.quantize, Quantization):
+            object.__setattr__(self, "quantize", ConvertOptions(quantize=self.quantize).quantize)  # same checks and message
+
+    def convert_options(self, target: str) -> ConvertOptions:
+        """The loading and data options, shared with convert."""
+        return ConvertOptions(
+            targets=(target,), out_dir=self.out_dir, quantize=self.quantize, calibration=self.calibration, force=self.force,
+            seed=self.seed, max_calibration_samples=self.max_calibration_samples, trust_model=self.trust_model,
+            offline=self.offline, cache_dir=self.cache_dir, mirror=self.mirror,
+        )
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """What an artifact file says about itself."""
+
+    main: Path
+    files: tuple[Path, ...]
+    inputs: dict[str, tuple]  # the artifact's tensor names -> shapes (None where dynamic)
+    outputs: dict[str, tuple]
+    ops: tuple[str, ...]
+    quantization: Quantization
+
+
+@dataclass(frozen=True)
+class ArtifactKind:
+    format: str
+    target: str  # the built-in profile used when none is given
+    matches: Callable[[Path], bool]
+    inspect: Callable[[Path], ArtifactInfo]
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    target: str
+    output_dir: Path
+    artifact: Artifact
+    parity: object  # ParityReport
+    report: dict
+
+    @property
+    def passed(self) -> bool:
+        return self.parity.passed
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "target": self.target, "output_dir": str(self.output_dir), "report": self.report}
+
+
+# --- reading artifacts ---------------------------------------------------------------------------
+
+
+def _inspect_tflite(path: Path) -> ArtifactInfo:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgezoo.converter.tflite import ops_used
+
+    try:
+        interpreter = Interpreter(model_path=str(path))
+        runner = interpreter.get_signature_runner()
+    except (ValueError, RuntimeError) as exc:
+        raise CorruptModelError(f"{path} is not a .tflite model LiteRT can open with a signature: {exc}") from exc
+    shapes = lambda details: {name: tuple(int(d) for d in detail["shape"]) for name, detail in details.items()}  # noqa: E731
+    tensors = interpreter.get_tensor_details()
+    return ArtifactInfo(
+        main=path,
+        files=(path,),
+        inputs=shapes(runner.get_input_details()),
+        outputs=shapes(runner.get_output_details()),
+        ops=ops_used(path.read_bytes()),
+        quantization=_tflite_quantization(tensors, runner.get_input_details(), ops_used(path.read_bytes())),
+    )
+
+
+def _tflite_quantization(tensors: list[dict], inputs: dict, ops: tuple[str, ...]) -> Quantization:
+    """The quantisation a converted model shows: integer activations, float16 weights, int8 weights alone."""
+    dtypes = {np.dtype(t["dtype"]).name for t in tensors}
+    quantized_int16 = any(np.dtype(t["dtype"]) == np.int16 and t["quantization"][0] for t in tensors)
+    if quantized_int16:
+        return Quantization.INT16X8
+    if "QUANTIZE" in ops or any(np.dtype(d["dtype"]).kind in "iu" and d["quantization"][0] for d in inputs.values()):
+        return Quantization.INT8
+    if "float16" in dtypes:
+        return Quantization.FLOAT16
+    if "int8" in dtypes:
+        return Quantization.DYNAMIC_INT8
+    return Quantization.FLOAT32
+
+
+def _inspect_onnx(path: Path) -> ArtifactInfo:
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and onnx' own errors
+        raise CorruptModelError(f"{path} is not an ONNX model: {exc}") from exc
+    graph = proto.graph
+    initializers = {t.name for t in graph.initializer}
+    dims = lambda value: tuple(d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim)  # noqa: E731
+    ops = tuple(sorted({node.op_type for node in graph.node}))
+    integer_ops = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}
+    if set(ops) & integer_ops:
+        quantization = Quantization.DYNAMIC_INT8
+    elif set(ops) & {"QuantizeLinear", "QLinearConv", "QLinearMatMul"}:
+        quantization = Quantization.INT8
+    elif any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer):
+        quantization = Quantization.FLOAT16
+    else:
+        quantization = Quantization.FLOAT32
+    return ArtifactInfo(
+        main=path,
+        files=(path,),
+        inputs={value.name: dims(value) for value in graph.input if value.name not in initializers},
+        outputs={value.name: dims(value) for value in graph.output},
+        ops=ops,
+        quantization=quantization,
+    )
+
+
+def _inspect_tfjs(path: Path) -> ArtifactInfo:
+    from edgezoo.converter.tfjs import graph_nodes
+
+    try:
+        model_json = json.loads(path.read_text())
+        manifest = model_json["weightsManifest"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise CorruptModelError(f"{path} is not a TF.js graph model.json: {exc}") from exc
+    signature = model_json.get("signature") or {}
+    if not signature.get("inputs") or not signature.get("outputs"):
+        raise CorruptModelError(f"{path} has no signature; convert the model with tensorflowjs_converter from a SavedModel signature.")
+    dims = lambda spec: tuple(None if int(d.get("size", -1)) < 0 else int(d["size"]) for d in spec.get("tensorShape", {}).get("dim", []))  # noqa: E731
+    shards = tuple(path.parent / p for group in manifest for p in group["paths"])
+    missing = [str(s) for s in shards if not s.exists()]
+    if missing:
+        raise CorruptModelError(f"{path} names weight files that are not there: {', '.join(missing)}.")
+    stored = {w.get("quantization", {}).get("dtype") for group in manifest for w in group["weights"]}
+    quantization = Quantization.FLOAT16 if "float16" in stored else Quantization.DYNAMIC_INT8 if stored & {"uint8", "uint16"} else Quantization.FLOAT32
+    return ArtifactInfo(
+        main=path,
+        files=(path, *shards),
+        inputs={name: dims(spec) for name, spec in signature["inputs"].items()},
+        outputs={name: dims(spec) for name, spec in signature["outputs"].items()},
+        ops=tuple(sorted({op for _, op in graph_nodes(model_json)} - {"Const", "Placeholder"})),
+        quantization=quantization,
+    )
+
+
+ARTIFACT_KINDS = (
+    ArtifactKind("tflite", "phone", lambda p: p.suffix == ".tflite", _inspect_tflite),
+    ArtifactKind("onnx", "onnx", lambda p: p.suffix == ".onnx", _inspect_onnx),
+    ArtifactKind("tfjs", "browser", lambda p: p.suffix == ".json", _inspect_tfjs),
+)
+
+
+def artifact_kind(path: Path) -> ArtifactKind:
+    for kind in ARTIFACT_KINDS:
+        if kind.matches(path):
+            return kind
+    raise UsageError(f"'{path}' is not an artifact edgezoo can validate: give a .tflite, an .onnx, or a TF.js model.json.")
+
+
+def _artifact_path(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir() and (path / "model.json").exists():
+        path = path / "model.json"  # a TF.js model folder
+    if not path.is_file():
+        raise UsageError(f"no artifact at '{text}': the file does not exist.")
+    return path
+
+
+# --- matching tensors ----------------------------------------------------------------------------
+
+
+def match_names(kind: str, model: dict[str, tuple], artifact: dict[str, tuple]) -> dict[str, str]:
+    """The model's tensor names -> the artifact's: by name, a lone tensor to a lone tensor, else by a shape only one has."""
+    if set(model) == set(artifact):
+        return {name: name for name in model}
+    if len(model) == 1 and len(artifact) == 1:
+        return {next(iter(model)): next(iter(artifact))}
+    fits = lambda a, b: len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a[1:], b[1:]))  # noqa: E731
+    mapping = {}
+    for name, shape in model.items():
+        candidates = [other for other, other_shape in artifact.items() if fits(shape, other_shape)]
+        if len(candidates) != 1:
+            raise UsageError(
+                f"cannot tell which of the artifact's {kind} ({', '.join(f'{n} {list(s)}' for n, s in artifact.items())}) is the "
+                f"original's '{name}' {list(shape)}: the names differ and the shapes do not decide. Export the artifact with "
+                "the original signature's names."
+            )
+        mapping[name] = candidates[0]
+    if len(set(mapping.values())) != len(mapping):
+        raise UsageError(f"the artifact's {kind} cannot be matched one to one with the original's ({', '.join(model)}).")
+    return mapping
+
+
+# --- the whole check -----------------------------------------------------------------------------
+
+
+def validate_artifact(source, artifact_path: str | Path, options: ValidateOptions | None = None, feedback=None) -> ValidationResult:
+    from edgezoo.output import OutputTree
+    from edgezoo.pipeline import Feedback, prepare_data
+    from edgezoo.report import target_report, write_json
+    from edgezoo.targets import resolve_profile
+    from edgezoo.targets.model_cost import footprint
+    from edgezoo.validate.device_check import GoldenSet, write_device_check
+    from edgezoo.validate.html_report import write_target_html
+    from edgezoo.validate.runners.tensorflow import run_reference
+    from edgezoo.zoo import load
+
+    options = options or ValidateOptions()
+    feedback = feedback or Feedback()
+    path = _artifact_path(str(artifact_path))
+    kind = artifact_kind(path)
+    profile = resolve_profile(options.target or kind.target)
+    if profile.format != kind.format:
+        raise UsageError(f"target '{profile.name}' takes {profile.format} models, but {path} is {kind.format}; pick a {kind.format} target.")
+    info = kind.inspect(path)
+    quantization = options.quantize or info.quantization
+    tolerance = profile.tolerance_for(quantization)
+    convert_options = options.convert_options(profile.name)
+    with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
+        model = load(source, convert_options.load_options(feedback.progress)) if isinstance(source, str) else source
+    inputs = match_names("inputs", {s.name: s.shape for s in model.inputs}, info.inputs)
+    outputs = match_names("outputs", {s.name: s.shape for s in model.outputs}, info.outputs)
+    label = f"validate-{profile.name}"
+    tree = OutputTree(convert_options.out_dir, model.name, options.force)
+    tree.check([label])
+    try:
+        data = prepare_data(model, convert_options)
+        for message in data.warnings:
+            feedback.warn(message)
+        with feedback.step(f"running the original on {data.num_heldout} held-out inputs"):
+            reference = run_reference(model, data.heldout)
+        with tree.staging(label) as staging:
+            artifact = _copy_artifact(info, kind, quantization, staging)
+            with feedback.step(f"checking {path.name} on {profile.runtime}"):
+                parity = _check(artifact, profile.runtime, data.heldout, reference, inputs, outputs, model, tolerance)
+            classifier = model.task == "classification"
+            golden = GoldenSet(model.name, profile.name, tolerance, classifier, data.heldout, reference, inputs, outputs)
+            device_check = write_device_check(staging / "device_check", artifact, golden, profile.runtime)
+            report = target_report(model=model, profile=profile, artifact=artifact, parity=parity, calibration=data,
+                                   output_dir=staging, device_check=device_check, footprint=footprint(model, artifact))
+            report["validated"] = {
+                "artifact": str(path.resolve()),
+                "quantization_detected": info.quantization.value,
+                "inputs": inputs,
+                "outputs": outputs,
+            }
+            write_json(staging / "report.json", report)
+            write_target_html(staging, report)
+            final = tree.publish(staging, label)
+    finally:
+        tree.discard_empty()
+    return ValidationResult(profile.name, final, artifact.relocated(staging, final), parity, report)
+
+
+def _copy_artifact(info: ArtifactInfo, kind: ArtifactKind, quantization: Quantization, staging: Path) -> Artifact:
+    """The artifact's files in the output folder, laid out as convert lays them out (TF.js in tfjs_model/)."""
+    folder = staging / "tfjs_model" if kind.format == "tfjs" else staging
+    folder.mkdir(exist_ok=True)
+    copies = []
+    for file in info.files:
+        copy = folder / file.relative_to(info.main.parent)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(file, copy)
+        copies.append(copy)
+    return Artifact(
+        format=kind.format,
+        path=copies[0],
+        files=tuple(copies),
+        quantization=quantization,
+        input_names=tuple(info.inputs),
+        output_names=tuple(info.outputs),
+        ops=info.ops,
+        details={"made_by": "another tool"},
+    )
+
+
+def _check(artifact, runtime, inputs, reference, input_names, output_names, model, tolerance):
+    """Run and compare under the artifact's own tensor names; report under the original's."""
+    from edgezoo.validate import check_parity
+
+    feed = {input_names[name]: array for name, array in inputs.items()}
+    expected = {output_names[name]: array for name, array in reference.items()}
+    parity = check_parity(artifact, runtime, feed, expected, classifier=model.task == "classification", tolerance=tolerance)
+    original = {tensor: name for name, tensor in output_names.items()}
+    renamed = tuple(dataclasses.replace(output, name=original.get(output.name, output.name)) for output in parity.outputs)
+    return dataclasses.replace(parity, outputs=renamed)
