@@ -1,8 +1,9 @@
 """Static shapes for devices without dynamic ones: the batch dimension fixed before conversion.
 
-A converter given a SavedModel with a dynamic batch keeps it dynamic (shape_signature -1) and may
-emit SHAPE/STRIDED_SLICE/PACK ops to compute it at run time; TensorFlow Lite Micro aborts on such
-models. Re-tracing the serving signature with a fixed input spec into a new SavedModel removes both.
+A converter given a SavedModel with a dynamic batch keeps it dynamic (shape_signature -1) and emits
+SHAPE/STRIDED_SLICE/PACK ops that compute it at run time (MobileNet's Reshape layers): ops, arena
+and a dynamic shape that TensorFlow Lite Micro, which plans all memory ahead, should not have to
+handle. Re-tracing the serving signature with a fixed input spec into a new SavedModel removes both.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ def fix_batch(model: LoadedModel, batch: int) -> LoadedModel:
     if all(spec.shape[:1] == (batch,) for spec in model.inputs) and all(spec.shape[:1] == (batch,) for spec in model.outputs):
         return model
     tf = _tf.tf()
-    loaded, concrete = traced_signature(model, batch)
+    loaded, concrete = traced_signature(model, batch)  # `loaded` owns the variables until they are saved
     holder = tf.Module()
-    holder.model = loaded  # keeps the variables reachable, so they are saved with the new signature
+    holder.weights = list(concrete.variables)  # only what the signature reads: far quicker than the whole object graph
     target = scratch_dir("fixed-batch-") / "saved_model"
     try:
         with _tf.quiet_native_output():
