@@ -317,7 +317,8 @@ def _fall_back(convert, request, workdir, check, layers, fallback: dict, profile
             for path in attempt.files:
                 shutil.copy2(path, workdir / path.relative_to(attempt_dir))
             fallback["kept_float"] = fallback["attempts"][-1]["float_layers"]
-            moved = ", ".join(fallback["kept_float"])
+            ops = {layer.layer: layer.op for layer in layers}
+            moved = ", ".join(f"{name} ({ops.get(name, '?')})" for name in fallback["kept_float"])
             return (attempt.relocated(attempt_dir, workdir), attempt_parity, "passed",
                     f"int8 parity passed after moving {count} layer(s) to float ({moved}); the other layers stay int8.")
     if last is None:
