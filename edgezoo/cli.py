@@ -247,6 +247,36 @@ def _run_validate(args, console: Console) -> int:
     return EXIT_OK if result.passed else EXIT_PARITY
 
 
+# --- bench ---------------------------------------------------------------------------------------
+
+
+def _add_bench(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="latency and peak memory of an artifact on its runtime, next to the original in TensorFlow",
+        description="Run ARTIFACT (.tflite, .onnx, TF.js model.json) on its host runtime -- LiteRT single- and multi-threaded, "
+        "ONNX Runtime, TF.js in Node -- and the original model in TensorFlow, each in a process of its own: median and p90 "
+        "latency over repeated runs after warm-up, batch 1, and peak resident memory.",
+    )
+    parser.add_argument("artifact", help="a .tflite, an .onnx, or a TF.js model.json (or its folder)")
+    parser.add_argument("--source", help="the original model, for the TensorFlow baseline (default: the one named in report.json beside the artifact)")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per case (default: 50)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed runs first (default: 5)")
+    parser.add_argument("--threads", type=int, help="threads of the multi-threaded cases (default: every core)")
+    parser.add_argument("--no-original", dest="original", action="store_false", help="do not measure the original in TensorFlow")
+    _common(parser)
+    parser.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args, console: Console) -> int:
+    from edgezoo.validate.latency import BenchOptions, bench, describe
+
+    options = BenchOptions(runs=args.runs, warmup=args.warmup, threads=args.threads, source=args.source, original=args.original)
+    result = bench(args.artifact, options, step=console.step)
+    console.result(result.to_json(), describe(result))
+    return EXIT_OK
+
+
 # --- zoo -----------------------------------------------------------------------------------------
 
 
@@ -361,7 +391,7 @@ def _run_targets_show(args, console: Console) -> int:
 
 # --- entry point -------------------------------------------------------------------------------
 
-COMMANDS = (_add_convert, _add_validate, _add_zoo, _add_targets)
+COMMANDS = (_add_convert, _add_validate, _add_bench, _add_zoo, _add_targets)
 
 
 def build_parser() -> argparse.ArgumentParser:
