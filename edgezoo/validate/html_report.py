@@ -73,6 +73,7 @@ def render_target_report(report: dict) -> str:
         _artifact_section(artifact),
         _optional_section("Footprint on the device", report.get("footprint")),
         _optional_section("Pruning", report.get("pruning")),
+        _optional_section("Made by another tool, validated by edgezoo", report.get("validated")),
         _device_check_section(report.get("device_check")),
         "<h2>Calibration and validation data</h2>",
         _calibration_section(report.get("calibration") or {}),
