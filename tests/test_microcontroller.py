@@ -3,6 +3,7 @@ conversion, flash and RAM budgets, parity on TFLM in a child process, and C sour
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -97,9 +98,9 @@ def test_the_measured_arena_is_the_smallest_that_runs(digits_mcu, digits_data):
     artifact = digits_mcu.artifact
     measured = artifact.details["arena_bytes_measured"]
     sample = {"image": digits_data.heldout["image"][:2]}
-    tight = type(artifact)(**{**artifact.__dict__, "details": {**artifact.details, "arena_bytes": measured}})
+    tight = dataclasses.replace(artifact, details={**artifact.details, "arena_bytes": measured})
     assert tflm.run(tight, sample)["probabilities"].shape == (2, 10)
-    short = type(artifact)(**{**artifact.__dict__, "details": {**artifact.details, "arena_bytes": measured - 64}})
+    short = dataclasses.replace(artifact, details={**artifact.details, "arena_bytes": measured - 64})
     with pytest.raises(RuntimeFailure, match="failed to allocate"):
         tflm.run(short, sample)
 
@@ -121,7 +122,7 @@ def test_a_tampered_artifact_is_caught_on_tflm(digits_mcu, digits, digits_data, 
     tampered_path = tmp_path / "model.tflite"
     shutil.copy(digits_mcu.artifact.path, tampered_path)
     tamper_int8_weights(tampered_path)
-    tampered = type(digits_mcu.artifact)(**{**digits_mcu.artifact.__dict__, "path": tampered_path, "files": (tampered_path,)})
+    tampered = dataclasses.replace(digits_mcu.artifact, path=tampered_path, files=(tampered_path,))
     reference = run_reference(digits, digits_data.heldout)
     tolerance = resolve_profile("microcontroller").tolerance_for(Quantization.INT8)
     parity = check_parity(tampered, "tflm", digits_data.heldout, reference, classifier=True, tolerance=tolerance)
