@@ -150,6 +150,14 @@ def test_keras_app_offline_says_which_file_to_place_where(tmp_path, cli):
     assert "Traceback" not in result.stderr
 
 
+def test_keras_input_size_defaults_to_the_architectures_own():
+    assert keras_apps.parse_source("keras:MobileNetV3Small").builder_kwargs()["input_shape"] == (224, 224, 3)
+    assert keras_apps.parse_source("keras:NASNetLarge").builder_kwargs()["input_shape"] == (331, 331, 3)
+    request = keras_apps.parse_source("keras:MobileNet?input_size=128x160&weights=none&include_top=false")
+    assert request.builder_kwargs() == {"input_shape": (128, 160, 3), "weights": None, "include_top": False}
+    assert request.canonical == "keras:MobileNet?include_top=false&input_size=128x160&weights=none"
+
+
 def test_keras_bad_options_are_usage_errors():
     with pytest.raises(UsageError, match="unknown option"):
         edgezoo.load("keras:MobileNetV2?depth=3")

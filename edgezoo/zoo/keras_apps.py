@@ -128,8 +128,9 @@ class KerasRequest:
         self.include_top = options.get("include_top", True)
         weights = options.get("weights", "imagenet")
         self.weights = None if weights.lower() == "none" else ("imagenet" if weights.lower() == "imagenet" else weights)
-        size = options.get("input_size")
-        self.input_shape = (size[0], size[1], 3) if size else None
+        # Without a size, the architecture's default: models that take any size still need one to convert.
+        size = options.get("input_size") or (entry["input_size"],) * 2
+        self.input_shape = (size[0], size[1], 3)
 
     @property
     def canonical(self) -> str:
@@ -146,8 +147,7 @@ class KerasRequest:
     def builder_kwargs(self) -> dict:
         kwargs = {k: v for k, v in self.options.items() if k not in _EDGEZOO_OPTIONS}
         kwargs["weights"] = self.weights if self.weights in (None, "imagenet") else str(Path(self.weights).expanduser().resolve())
-        if self.input_shape:
-            kwargs["input_shape"] = self.input_shape
+        kwargs["input_shape"] = self.input_shape
         return kwargs
 
 
@@ -273,7 +273,7 @@ def build_catalog() -> dict:
             model = builder(weights=None)
         architectures[name] = {
             "module": builder.__module__.rsplit(".", 1)[-1],
-            "input_size": model.input_shape[1],
+            "input_size": model.input_shape[1] or 224,  # MobileNetV3 takes any size; its weights are for 224
             "parameters": int(model.count_params()),
         }
         keras.backend.clear_session()
