@@ -98,13 +98,15 @@ def test_fixed_batch_stays_fixed_and_runs_in_steps(tmp_path):
     assert report.passed and report.num_samples == 7, report.summary()
 
 
-def test_opset_comes_from_the_profile(tmp_path, digits):
+def test_opset_and_fixed_batch_come_from_the_profile(tmp_path, digits):
     profile = tmp_path / "onnx13.toml"
-    profile.write_text('extends = "onnx"\nname = "onnx13"\n[format_options]\nopset = 13\n')
+    profile.write_text('extends = "onnx"\nname = "onnx13"\nfixed_batch = 1\n[format_options]\nopset = 13\n')
     result = edgezoo.convert(digits, target=str(profile), out_dir=tmp_path / "out").targets[0]
     assert result.passed, result.parity.summary()
-    opsets = {o.domain or "ai.onnx": o.version for o in onnx.load(str(result.artifact.path)).opset_import}
-    assert opsets["ai.onnx"] == 13
+    proto = onnx.load(str(result.artifact.path))
+    assert {o.domain or "ai.onnx": o.version for o in proto.opset_import}["ai.onnx"] == 13
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    assert result.report["artifact"]["batch"] == 1 and result.parity.num_samples == 360
 
 
 def test_unknown_opset_is_a_profile_error(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 from edgezoo.converter import tfjs
 from edgezoo.converter.base import Quantization
 from edgezoo.errors import TargetConstraintError, UsageError
+from edgezoo.validate.runners import tfjs_node
 from tests.edge_formats import convert, copy_artifact, features, log_gamma_model, parity, two_heads_model
 from tests.tamper import tamper_tfjs_weights
 
@@ -98,6 +99,20 @@ def test_outputs_are_matched_by_name_not_position(tmp_path):
     report = parity(artifact, "tfjs-node", model, features(20), classifier=False)
     assert report.passed, report.summary()
     assert [o.name for o in report.outputs] == ["alpha", "zeta"]
+
+
+def test_fixed_batch_model_runs_in_steps(tmp_path):
+    model = two_heads_model(tmp_path / "fixed", batch=1)
+    artifact = convert(model, "tfjs", tmp_path / "tfjs")
+    report = parity(artifact, "tfjs-node", model, features(7), classifier=False)
+    assert report.passed and report.num_samples == 7, report.summary()
+
+
+def test_node_runs_the_wasm_backend_too(digits_tfjs, digits_data):
+    inputs = {"image": digits_data.heldout["image"][:40]}
+    on_cpu = tfjs_node.run(digits_tfjs["none"], inputs)
+    on_wasm = tfjs_node.run(digits_tfjs["none"], inputs, backend="wasm")
+    assert np.abs(on_cpu["probabilities"] - on_wasm["probabilities"]).max() < 1e-5
 
 
 def test_unsupported_op_is_refused_with_its_layer(tmp_path):
