@@ -62,12 +62,16 @@ class Console:
         """Download progress: a live line on a terminal, a start and an end line otherwise."""
         if self.json_mode:
             return
-        figure = f"{done / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        figure = f"{_size(done)} of {_size(total)}" if total else _size(done)
         finished = total is not None and done >= total
         if self.tty:
             print(f"\r\033[K  downloading {name}: {figure}", end="\n" if finished else "", file=sys.stderr, flush=True)
         elif done == 0 or finished:
             print(f"... downloading {name}: {figure}", file=sys.stderr, flush=True)
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
