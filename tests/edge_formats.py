@@ -79,6 +79,27 @@ def two_heads_model(folder: Path, batch: int | None = None):
     return save_module(TwoHeads(), folder, tf.TensorSpec([batch, 4], tf.float32, name="features"))
 
 
+def two_heads_parity(format_name: str, runtime: str, folder: Path, batch: int | None = None, count: int = 20):
+    """(artifact, parity report) of the two-heads model converted to a format and run on a runtime."""
+    model = two_heads_model(folder / "two_heads", batch)
+    artifact = convert(model, format_name, folder / format_name)
+    return artifact, parity(artifact, runtime, model, features(count), classifier=False)
+
+
+def assert_caught(report: ParityReport) -> None:
+    """A tampered artifact that still runs: parity must fail on the numbers, not on a crash."""
+    assert not report.passed and report.error is None
+    assert any("cosine" in v or "top1" in v for v in report.outputs[0].violations), report.summary()
+
+
+def tampered_tfjs_copy(artifact: Artifact, folder: Path) -> Artifact:
+    from tests.tamper import tamper_tfjs_weights
+
+    tampered = copy_artifact(artifact, folder)
+    tamper_tfjs_weights(tampered.path)
+    return tampered
+
+
 def log_gamma_model(folder: Path):
     """A model with a layer computing lgamma, which neither tf2onnx nor TF.js implements."""
     from edgezoo import _tf

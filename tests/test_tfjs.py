@@ -9,8 +9,7 @@ from edgezoo.converter import tfjs
 from edgezoo.converter.base import Quantization
 from edgezoo.errors import TargetConstraintError, UsageError
 from edgezoo.validate.runners import tfjs_node
-from tests.edge_formats import convert, copy_artifact, features, log_gamma_model, parity, two_heads_model
-from tests.tamper import tamper_tfjs_weights
+from tests.edge_formats import assert_caught, convert, copy_artifact, log_gamma_model, parity, tampered_tfjs_copy, two_heads_parity
 
 # TF.js weight type -> (edgezoo quantisation, the converter's options)
 WEIGHT_MODES = {
@@ -77,11 +76,7 @@ def test_keras_application_passes_parity_in_node(mobilenet_tfjs, mobilenet_v2):
 
 def test_tampered_shard_is_caught_in_node(mobilenet_tfjs, mobilenet_v2, tmp_path):
     model, inputs = mobilenet_v2
-    tampered = copy_artifact(mobilenet_tfjs, tmp_path)
-    tamper_tfjs_weights(tampered.path)
-    report = parity(tampered, "tfjs-node", model, inputs, classifier=True)
-    assert not report.passed and report.error is None
-    assert any("cosine" in v or "top1" in v for v in report.outputs[0].violations), report.summary()
+    assert_caught(parity(tampered_tfjs_copy(mobilenet_tfjs, tmp_path), "tfjs-node", model, inputs, classifier=True))
 
 
 def test_truncated_shard_is_a_runtime_failure(digits_tfjs, digits, digits_data, tmp_path):
@@ -94,17 +89,13 @@ def test_truncated_shard_is_a_runtime_failure(digits_tfjs, digits, digits_data, 
 
 
 def test_outputs_are_matched_by_name_not_position(tmp_path):
-    model = two_heads_model(tmp_path / "two_heads")
-    artifact = convert(model, "tfjs", tmp_path / "tfjs")
-    report = parity(artifact, "tfjs-node", model, features(20), classifier=False)
+    _, report = two_heads_parity("tfjs", "tfjs-node", tmp_path)
     assert report.passed, report.summary()
     assert [o.name for o in report.outputs] == ["alpha", "zeta"]
 
 
 def test_fixed_batch_model_runs_in_steps(tmp_path):
-    model = two_heads_model(tmp_path / "fixed", batch=1)
-    artifact = convert(model, "tfjs", tmp_path / "tfjs")
-    report = parity(artifact, "tfjs-node", model, features(7), classifier=False)
+    _, report = two_heads_parity("tfjs", "tfjs-node", tmp_path, batch=1, count=7)
     assert report.passed and report.num_samples == 7, report.summary()
 
 
