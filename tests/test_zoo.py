@@ -371,6 +371,12 @@ def test_zoo_info_reports_inputs_preprocessing_parameters_and_licence(capsys, tm
     assert "parameters:" in human and "weights licence:" in human
 
 
+def test_zoo_info_json_is_clean_for_a_keras3_file(tmp_path, capsys):
+    assert run_cli(["zoo", "info", str(_make_keras3(tmp_path)), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)  # nothing but the JSON on stdout
+    assert info["parameters"] == (3 * 3 * 3 * 4 + 4) + (4 * 5 + 5) and info["task"] == "classification"
+
+
 def test_every_source_module_is_registered():
     from edgezoo.zoo import SOURCE_MODULES, sources
 

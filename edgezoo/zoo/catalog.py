@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edgezoo.errors import UsageError
 from edgezoo.zoo import LoadOptions, load
+from edgezoo.zoo.base import SIGNATURE_KEY
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def parse_count(text: str) -> int:
 def model_info(source: str, options: LoadOptions) -> dict:
     model = load(source, options)
     info = model.to_json()
-    info["parameters"] = model.details.get("parameters") or count_parameters(model.saved_model_dir)
+    info["parameters"] = model.details.get("parameters") or count_parameters(model.saved_model_dir, model.signature_key)
     info["size_bytes"] = _folder_size(model.saved_model_dir)
     info["labels"] = len(model.labels) if model.labels else None
     info["files"] = model.details.get("files", [])
@@ -106,22 +107,15 @@ def pull(source: str, options: LoadOptions) -> dict:
     return {"source": model.source, "name": model.name, "files": files, "sha256": model.sha256}
 
 
-def count_parameters(saved_model_dir: Path) -> int:
-    """Numbers held by a SavedModel's variables, read from its checkpoint index."""
+def count_parameters(saved_model_dir: Path, signature_key: str = SIGNATURE_KEY) -> int:
+    """Numbers held by the variables the serving signature uses (each counted once, as Keras counts them)."""
     from edgezoo import _tf
 
     tf = _tf.tf()
-    prefix = str(Path(saved_model_dir) / "variables" / "variables")
     with _tf.quiet_native_output():
-        listed = tf.train.list_variables(prefix)
-    total = 0
-    for name, shape in listed:
-        if name.endswith(".ATTRIBUTES/VARIABLE_VALUE"):
-            size = 1
-            for dim in shape:
-                size *= dim
-            total += size
-    return total
+        loaded = tf.saved_model.load(str(saved_model_dir))  # kept alive while its variables are read
+    unique = {id(v): v for v in loaded.signatures[signature_key].variables}  # a variable captured twice is still one
+    return int(sum(v.shape.num_elements() for v in unique.values()))
 
 
 def _folder_size(path: Path) -> int:

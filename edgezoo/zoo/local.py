@@ -156,5 +156,5 @@ def _export_keras3(path: Path, options: LoadOptions) -> Path:
         raise CorruptModelError(f"cannot load the Keras archive {path}: {type(exc).__name__}: {exc}") from exc
     target = scratch_dir("savedmodel-") / "saved_model"
     with _tf.quiet_native_output():
-        model.export(str(target), format="tf_saved_model")
+        model.export(str(target), format="tf_saved_model", verbose=False)  # its summary would pollute stdout (--json)
     return target
