@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgezoo.errors import UsageError
 from edgezoo.zoo import LoadOptions, load
-from edgezoo.zoo.base import SIGNATURE_KEY
+from edgezoo.zoo.base import SIGNATURE_KEY, read_signature
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _bundled_entries() -> list[CatalogEntry]:
             source=name,
             task=meta.get("task"),
             parameters=meta.get("parameters") or count_parameters(folder / "saved_model"),
-            input_shape=tuple(meta["input_shape"]) if meta.get("input_shape") else None,
+            input_shape=tuple(meta["input_shape"]) if meta.get("input_shape") else read_signature(folder / "saved_model")[0][0].shape[1:],
             preprocessing=meta.get("preprocessing", {}).get("description", "none"),
             license=meta.get("weights_license"),
             description=meta.get("description", "bundled with edgezoo"),
