@@ -44,7 +44,7 @@ h1{font-size:24px;margin:6px 0}h2{font-size:18px;margin:28px 0 8px;border-bottom
 .card b{display:block;font-size:20px}.card span{color:#666;font-size:12px}
 table{border-collapse:collapse;background:#fff;font-size:13px;margin:6px 0}
 th,td{border:1px solid #dde;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#eef0f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#eef0f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.ok{background:#e3f4e8}td.bad{background:#f9dcd8;font-weight:bold}
 .limit{font-weight:normal;color:#666;font-size:11px;display:block}
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plots svg{background:#fff;border:1px solid #dde;border-radius:6px}
@@ -179,8 +179,12 @@ def _per_layer_section(report: dict) -> str:
     metric = shown[0]["metric"]
     note = f"<p class=sub>The {len(shown)} worst of {len(layers)} layers by {escape(metric)}, worst first"
     note += "; in red, the layers kept in float.</p>" if kept else ".</p>"
-    message = f"<div class=warn>Float fallback: {escape(fallback['message'])}</div>" if fallback.get("message") else ""
-    return "<h2>Per-layer quantisation error</h2>" + message + note + plots.horizontal_bars(items, f"per-layer {metric}")
+    message = ""
+    if fallback.get("message"):  # a plain line when nothing had to move, a highlighted one when something did
+        style = "sub" if fallback.get("outcome") == "not needed" else "warn"
+        message = f"<div class={style}>Float fallback: {escape(fallback['message'])}</div>"
+    chart = plots.horizontal_bars(items, f"per-layer {metric}")
+    return f"<h2>Per-layer quantisation error</h2>{message}{note}<div class=plots>{chart}</div>"
 
 
 def per_layer_errors(report: dict) -> list[dict]:
