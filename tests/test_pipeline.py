@@ -132,3 +132,12 @@ def test_strict_tolerance_fails_parity_but_keeps_the_evidence(digits, tmp_path):
     report = json.loads((result.targets[0].output_dir / "report.json").read_text())
     assert report["parity"]["passed"] is False
     assert "max_abs_error" in report["parity"]["outputs"][0]["violations"][0]
+
+
+def test_nan_metrics_violate_every_limit():
+    from edgezoo.targets import Tolerance
+
+    tolerance = Tolerance(max_abs_error=0.1, min_cosine=0.9, min_snr_db=10.0, min_top1_agreement=0.9)
+    nan = float("nan")
+    violations = tolerance.violations({"max_abs_error": nan, "cosine": nan, "snr_db": nan, "top1_agreement": nan})
+    assert len(violations) == 4

@@ -43,9 +43,10 @@ class Tolerance:
             measured = metrics.get(metric_name)
             if measured is None:
                 continue
-            if limit_name.startswith("min_") and measured < value:
+            # Written as "not within" so that a NaN measurement is a violation, never a pass.
+            if limit_name.startswith("min_") and not measured >= value:
                 found.append(f"{metric_name} {measured:.6g} < {value:g}")
-            elif not limit_name.startswith("min_") and measured > value:
+            elif not limit_name.startswith("min_") and not measured <= value:
                 found.append(f"{metric_name} {measured:.6g} > {value:g}")
         return found
 
