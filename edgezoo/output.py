@@ -20,6 +20,12 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 class OutputTree:
     """`root/<model>/<target>/` folders for one run."""
 
@@ -55,6 +61,7 @@ class OutputTree:
     def staging(self, target: str):
         """A hidden temporary sibling of the final folder; removed if the block fails."""
         staging = Path(tempfile.mkdtemp(prefix=f".{safe_name(target)}.partial-", dir=self.model_dir))
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the published folder should be like any other the user makes
         try:
             yield staging
         except BaseException:

@@ -8,6 +8,7 @@ import pytest
 
 import edgezoo
 from edgezoo.converter.base import Quantization
+from edgezoo.output import _umask
 from edgezoo.targets import resolve_profile
 from edgezoo.validate import check_parity
 from edgezoo.validate.runners.tensorflow import run_reference
@@ -75,6 +76,7 @@ def test_no_staging_folders_left_behind(converted):
     for result in converted.values():
         leftovers = [p.name for p in result.output_dir.parent.iterdir() if p.name.startswith(".")]
         assert leftovers == [] and result.output_dir.is_dir()
+        assert result.output_dir.stat().st_mode & 0o777 == 0o777 & ~_umask()  # not mkdtemp's private 0700
 
 
 def test_tampered_weights_are_caught(converted, digits, digits_data, tmp_path):
