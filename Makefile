@@ -44,5 +44,9 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+# Figures for the README: edgezoo against the usual way, side by side in one run (about 20 minutes).
+bench: install
+	$(PY) bench/run.py
+
 clean:
 	rm -rf build .pytest_cache
