@@ -10,7 +10,7 @@ from pathlib import Path
 from edgezoo import load
 from edgezoo.calibration import load_calibration
 from edgezoo.converter import converter_for
-from edgezoo.converter.base import ConversionRequest
+from edgezoo.pipeline import conversion_request
 from edgezoo.targets import resolve_profile
 from edgezoo.targets.constraints import prepare_model
 
@@ -21,13 +21,7 @@ def main() -> None:
     data = load_calibration(calibration, model)
     for target in targets:
         profile = resolve_profile(target)
-        quantization = profile.quantization
-        request = ConversionRequest(
-            quantization=quantization,
-            calibration=data if quantization.needs_calibration else None,
-            integer_io=profile.integer_io and quantization.needs_calibration,
-            format_options=profile.format_options,
-        )
+        request = conversion_request(profile, profile.quantization, data)
         workdir = Path(out) / profile.name
         workdir.mkdir(parents=True, exist_ok=True)
         converter_for(profile.format).convert(prepare_model(model, profile), request, workdir)

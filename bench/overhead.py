@@ -20,7 +20,7 @@ import numpy as np
 from edgezoo import _tf, load
 from edgezoo.calibration import load_calibration
 from edgezoo.converter import converter_for
-from edgezoo.converter.base import ConversionRequest
+from edgezoo.pipeline import conversion_request
 from edgezoo.targets import resolve_profile
 from edgezoo.targets.constraints import prepare_model
 
@@ -72,13 +72,7 @@ def edgezoo_calls(saved_model: str, calibration: str, workdir: Path, micro_profi
     calls = {}
     for key, target in (("phone", "phone"), ("microcontroller", micro_profile), ("onnx", "onnx"), ("browser", "browser")):
         profile = resolve_profile(target)
-        quantization = profile.quantization
-        request = ConversionRequest(
-            quantization=quantization,
-            calibration=data if quantization.needs_calibration else None,
-            integer_io=profile.integer_io and quantization.needs_calibration,
-            format_options=profile.format_options,
-        )
+        request = conversion_request(profile, profile.quantization, data)
         folder = workdir / f"edgezoo-{key}"
 
         def call(profile=profile, request=request, folder=folder):

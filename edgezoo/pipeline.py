@@ -105,15 +105,20 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
     return ConversionResult(model, results)
 
 
-def _convert_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback, pruning=None) -> TargetResult:
-    quantization = options.quantize or profile.quantization
-    tolerance = profile.tolerance_for(quantization)
-    request = ConversionRequest(
+def conversion_request(profile: TargetProfile, quantization, data) -> ConversionRequest:
+    """What the profile asks of its converter for this quantisation; calibration data only where it is used."""
+    return ConversionRequest(
         quantization=quantization,
         calibration=data if quantization.needs_calibration else None,
         integer_io=profile.integer_io and quantization.needs_calibration,
         format_options=profile.format_options,
     )
+
+
+def _convert_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback, pruning=None) -> TargetResult:
+    quantization = options.quantize or profile.quantization
+    tolerance = profile.tolerance_for(quantization)
+    request = conversion_request(profile, quantization, data)
     target_model = prepare_model(model, profile, feedback.step)  # a fixed batch; ops the device lacks refused
     with tree.staging(profile.name) as staging:
         check = lambda artifact: check_parity(  # noqa: E731
