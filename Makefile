@@ -39,7 +39,7 @@ $(DEVICE_STAMP): requirements/device.txt
 	cp requirements/device.txt $(DEVICE_STAMP)
 
 demo: install
-	$(VENV)/bin/edgezoo convert digits-cnn --target phone --out build --force
+	$(VENV)/bin/edgezoo convert digits-cnn --target all --out build --force
 
 test: install
 	$(PY) -m pytest
