@@ -74,15 +74,13 @@ def test_keras_app_without_weights_needs_no_network_and_converts(tmp_path):
 @pytest.fixture(scope="module")
 def mobilenet_weights(tmp_path_factory):
     """A weights file for the small MobileNetV2, made here from a weights=None model. An untrained one
-    answers every input alike, so batch-norm scales and the classifier are raised until outputs vary."""
+    answers every input alike, so batch-norm scales are raised until its logits vary (moderately)."""
     keras = _tf.tf_keras()
-    model = keras.applications.MobileNetV2(alpha=0.35, input_shape=(96, 96, 3), weights=None)
+    model = keras.applications.MobileNetV2(alpha=0.35, input_shape=(96, 96, 3), weights=None, classifier_activation=None)
     rng = np.random.default_rng(1)
     for variable in model.weights:
         if "gamma" in variable.name:
-            variable.assign(variable * rng.uniform(5.4, 6.6, variable.shape).astype(np.float32))
-        elif "predictions/kernel" in variable.name:
-            variable.assign(variable * 20.0)
+            variable.assign(variable * rng.uniform(2.7, 3.3, variable.shape).astype(np.float32))
     path = tmp_path_factory.mktemp("weights") / MOBILENET_FILE
     model.save_weights(path)
     images = rng.uniform(-1, 1, (4, 96, 96, 3)).astype(np.float32)
@@ -104,7 +102,8 @@ def test_keras_app_weights_come_through_the_mirror_into_the_cache(loopback, tmp_
     labels = tmp_path / "imagenet_class_index.json"
     labels.write_text(json.dumps({str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}))
 
-    model = edgezoo.load(f"{SMALL_MOBILENET}&labels={labels}", mirror=loopback.url + "/mirror", cache_dir=tmp_path / "cache")
+    source = f"{SMALL_MOBILENET}&classifier_activation=none&labels={labels}"  # logits: easier to compare than softmax
+    model = edgezoo.load(source, mirror=loopback.url + "/mirror", cache_dir=tmp_path / "cache")
 
     cached = tmp_path / "cache" / "files" / url_relative_path(url)
     assert cached.read_bytes() == weights
@@ -114,9 +113,9 @@ def test_keras_app_weights_come_through_the_mirror_into_the_cache(loopback, tmp_
     assert model.labels[3] == "class_3" and len(model.labels) == 1000
     outputs = _run_saved_model(model, images)
     assert np.std(outputs, axis=0).max() > 0.1  # the outputs vary with the input
-    np.testing.assert_allclose(outputs, expected, atol=1e-3)  # the served weights are the ones in use
+    np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-4)  # the served weights are the ones in use
 
-    again = edgezoo.load(f"{SMALL_MOBILENET}&labels={labels}", offline=True, cache_dir=tmp_path / "cache")
+    again = edgezoo.load(source, offline=True, cache_dir=tmp_path / "cache")
     assert again.sha256 == model.sha256 and len(loopback.requests) == 1  # from the cache, no request
 
 
