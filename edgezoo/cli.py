@@ -110,13 +110,15 @@ def _add_convert(subparsers) -> None:
     parser.add_argument("source", help="a bundled model (digits-cnn), keras:NAME, hub:HANDLE, or a path to a SavedModel, .keras or .h5")
     parser.add_argument("--target", "-t", action="append", dest="targets", metavar="TARGET",
                         help="target profile name (phone, ...), a path to a .toml profile, or 'all'; repeatable (default: phone)")
-    parser.add_argument("--out", "-o", default="build", help="output folder (default: build)")
+    parser.add_argument("--out", "-o", dest="out_dir", default="build", help="output folder (default: build)")
     parser.add_argument("--quantize", choices=[q.value for q in Quantization], help="override the profile's quantisation")
     parser.add_argument("--calibration", metavar="PATH",
                         help="calibration and validation data: a folder of images (jpg, png, bmp; searched recursively), "
                         "or a .npz/.npy of preprocessed model inputs, or a .tfrecord of tf.train.Example records")
-    parser.add_argument("--calibration-samples", type=int, default=500, metavar="N", help="calibration samples to use (default: 500)")
-    parser.add_argument("--calibration-feature", action="append", default=[], metavar="INPUT=FEATURE",
+    parser.add_argument("--calibration-samples", dest="max_calibration_samples", type=int, default=500, metavar="N",
+                        help="calibration samples to use (default: 500)")
+    parser.add_argument("--calibration-feature", dest="calibration_features", action="append", default=[], metavar="INPUT=FEATURE",
+                        type=lambda text: _pair(text, "--calibration-feature"),
                         help="TFRecord: read model input INPUT from feature FEATURE (default: the input's own name); repeatable")
     parser.add_argument("--force", action="store_true", help="replace existing output folders")
     parser.add_argument("--seed", type=int, default=0, help="seed for data sampling (default: 0)")
@@ -136,23 +138,7 @@ def _run_convert(args, console: Console) -> int:
     from edgezoo.options import ConvertOptions
     from edgezoo.pipeline import Feedback
 
-    options = ConvertOptions(
-        targets=tuple(args.targets or ("phone",)),
-        out_dir=args.out,
-        quantize=args.quantize,
-        calibration=args.calibration,
-        force=args.force,
-        seed=args.seed,
-        max_calibration_samples=args.calibration_samples,
-        calibration_features=tuple(_pair(text, "--calibration-feature") for text in args.calibration_feature),
-        prune=args.prune,
-        keep_float=tuple(args.keep_float),
-        auto_fallback=args.auto_fallback,
-        trust_model=args.trust_model,
-        offline=args.offline,
-        cache_dir=args.cache_dir,
-        mirror=args.mirror,
-    )
+    options = ConvertOptions.from_namespace(args)  # the flags' destinations are the options' field names
     result = edgezoo.convert(args.source, options, feedback=Feedback(step=console.step, warn=console.warn, progress=console.progress))
     lines = []
     for target in result.targets:
@@ -169,11 +155,10 @@ def _run_convert(args, console: Console) -> int:
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:
-    from edgezoo.errors import UsageError
-
+    """NAME=VALUE as an argparse type: a malformed value is argparse's usage error (exit 2)."""
     name, sep, value = text.partition("=")
     if not sep or not name or not value:
-        raise UsageError(f"{flag} takes NAME=VALUE, got '{text}'.")
+        raise argparse.ArgumentTypeError(f"{flag} takes NAME=VALUE, got '{text}'")
     return name, value
 
 

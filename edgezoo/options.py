@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,12 @@ class ConvertOptions:
     keep_float: tuple[str, ...] = ()  # layers left in float in full-integer models
     auto_fallback: bool = True  # int8: move the worst layers back to float until parity passes
 
+    @classmethod
+    def from_namespace(cls, namespace) -> "ConvertOptions":
+        """The options from parsed command-line arguments whose destinations are named after the fields."""
+        given = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls) if getattr(namespace, f.name, None) is not None}
+        return cls(**given)
+
     def load_options(self, progress=None):
         """The zoo's share of these options (edgezoo.zoo.LoadOptions); progress reports downloads."""
         from edgezoo.zoo import LoadOptions
@@ -46,8 +53,8 @@ class ConvertOptions:
         object.__setattr__(self, "out_dir", Path(self.out_dir))
         if isinstance(self.calibration, (str, os.PathLike)):
             object.__setattr__(self, "calibration", Path(self.calibration))
-        if isinstance(self.calibration_features, dict):
-            object.__setattr__(self, "calibration_features", tuple(self.calibration_features.items()))
+        features = self.calibration_features.items() if isinstance(self.calibration_features, dict) else self.calibration_features
+        object.__setattr__(self, "calibration_features", tuple(tuple(pair) for pair in features))
         object.__setattr__(self, "keep_float", (self.keep_float,) if isinstance(self.keep_float, str) else tuple(self.keep_float))
         if self.prune is not None and not 0.0 < float(self.prune) < 1.0:
             raise UsageError(f"--prune takes a sparsity between 0 and 1 (the share of weights set to zero), got {self.prune}.")
