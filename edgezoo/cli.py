@@ -135,10 +135,10 @@ def _add_convert(subparsers) -> None:
 
 def _run_convert(args, console: Console) -> int:
     import edgezoo
-    from edgezoo.options import ConvertOptions
+    from edgezoo.options import ConvertOptions, from_namespace
     from edgezoo.pipeline import Feedback
 
-    options = ConvertOptions.from_namespace(args)  # the flags' destinations are the options' field names
+    options = from_namespace(ConvertOptions, args)  # the flags' destinations are the options' field names
     result = edgezoo.convert(args.source, options, feedback=Feedback(step=console.step, warn=console.warn, progress=console.progress))
     lines = []
     for target in result.targets:
@@ -206,7 +206,7 @@ def _add_validate(subparsers) -> None:
     parser.add_argument("--quantize", choices=[q.value for q in Quantization],
                         help="which of the profile's tolerances apply (default: the quantisation detected in the artifact)")
     parser.add_argument("--calibration", metavar="PATH", help="inputs to check on, as for convert (default: the model's own data, else random)")
-    parser.add_argument("--out", "-o", default="build", help="output folder (default: build)")
+    parser.add_argument("--out", "-o", dest="out_dir", default="build", help="output folder (default: build)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed for data sampling (default: 0)")
     _zoo_access(parser)
@@ -215,13 +215,11 @@ def _add_validate(subparsers) -> None:
 
 
 def _run_validate(args, console: Console) -> int:
+    from edgezoo.options import from_namespace
     from edgezoo.pipeline import Feedback
     from edgezoo.validate.standalone import ValidateOptions, validate_artifact
 
-    options = ValidateOptions(
-        target=args.target, quantize=args.quantize, out_dir=args.out, force=args.force, calibration=args.calibration, seed=args.seed,
-        trust_model=args.trust_model, offline=args.offline, cache_dir=args.cache_dir, mirror=args.mirror,
-    )
+    options = from_namespace(ValidateOptions, args)
     feedback = Feedback(step=console.step, warn=console.warn, progress=console.progress)
     result = validate_artifact(args.source, args.artifact, options, feedback)
     validated = result.report["validated"]

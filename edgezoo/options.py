@@ -11,6 +11,13 @@ from edgezoo.converter.base import Quantization
 from edgezoo.errors import UsageError
 
 
+def from_namespace(options_class, namespace):
+    """An options dataclass from parsed command-line arguments whose destinations are named after its fields;
+    an argument left unset (None) keeps the field's default."""
+    fields = dataclasses.fields(options_class)
+    return options_class(**{f.name: getattr(namespace, f.name) for f in fields if getattr(namespace, f.name, None) is not None})
+
+
 @dataclass(frozen=True)
 class ConvertOptions:
     targets: tuple[str, ...] = ("phone",)  # built-in names, profile paths, or "all"
@@ -30,12 +37,6 @@ class ConvertOptions:
     prune: float | None = None  # target sparsity (0..1) of magnitude pruning, fine-tuned by distillation
     keep_float: tuple[str, ...] = ()  # layers left in float in full-integer models
     auto_fallback: bool = True  # int8: move the worst layers back to float until parity passes
-
-    @classmethod
-    def from_namespace(cls, namespace) -> "ConvertOptions":
-        """The options from parsed command-line arguments whose destinations are named after the fields."""
-        given = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls) if getattr(namespace, f.name, None) is not None}
-        return cls(**given)
 
     def load_options(self, progress=None):
         """The zoo's share of these options (edgezoo.zoo.LoadOptions); progress reports downloads."""

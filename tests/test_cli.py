@@ -150,18 +150,18 @@ def test_import_and_help_do_not_load_tensorflow():
 
 
 def test_convert_flags_reach_every_option_by_name():
-    from edgezoo.options import ConvertOptions
+    from edgezoo.options import ConvertOptions, from_namespace
 
     args = build_parser().parse_args([
         "convert", "digits-cnn", "-t", "phone", "-t", "onnx", "--out", "x", "--quantize", "int8", "--calibration", "c.npz",
         "--calibration-samples", "7", "--calibration-feature", "image=img", "--force", "--seed", "3", "--prune", "0.5",
         "--keep-float", "conv1", "--no-auto-fallback", "--offline", "--cache-dir", "cache", "--mirror", "m", "--trust-model",
     ])
-    options = ConvertOptions.from_namespace(args)
+    options = from_namespace(ConvertOptions, args)
     assert options.targets == ("phone", "onnx") and str(options.out_dir) == "x" and options.quantize.value == "int8"
     assert str(options.calibration) == "c.npz" and options.max_calibration_samples == 7
     assert options.calibration_features == (("image", "img"),) and options.keep_float == ("conv1",)
     assert options.force and options.seed == 3 and options.prune == 0.5 and not options.auto_fallback
     assert options.offline and str(options.cache_dir) == "cache" and options.mirror == "m" and options.trust_model
-    defaults = ConvertOptions.from_namespace(build_parser().parse_args(["convert", "digits-cnn"]))
+    defaults = from_namespace(ConvertOptions, build_parser().parse_args(["convert", "digits-cnn"]))
     assert defaults == ConvertOptions()
