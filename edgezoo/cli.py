@@ -256,9 +256,10 @@ def _add_bench(subparsers) -> None:
 
 
 def _run_bench(args, console: Console) -> int:
+    from edgezoo.options import from_namespace
     from edgezoo.validate.latency import BenchOptions, bench, describe
 
-    options = BenchOptions(runs=args.runs, warmup=args.warmup, threads=args.threads, source=args.source, original=args.original)
+    options = from_namespace(BenchOptions, args)
     result = bench(args.artifact, options, step=console.step)
     console.result(result.to_json(), describe(result))
     return EXIT_OK
