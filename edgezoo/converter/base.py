@@ -78,6 +78,21 @@ class Artifact:
     ops: tuple[str, ...] = ()
     details: dict = field(default_factory=dict)
 
+    @classmethod
+    def of_model(cls, model, request: "ConversionRequest", *, format: str, files: tuple[Path, ...], ops: tuple[str, ...],
+                 details: dict | None = None) -> "Artifact":
+        """A converter's artifact: the main file first, tensor names as in the model's signature."""
+        return cls(
+            format=format,
+            path=files[0],
+            files=tuple(files),
+            quantization=request.quantization,
+            input_names=tuple(spec.name for spec in model.inputs),
+            output_names=tuple(spec.name for spec in model.outputs),
+            ops=tuple(ops),
+            details=details or {},
+        )
+
     @property
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.files)

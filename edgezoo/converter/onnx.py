@@ -63,14 +63,8 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
         raise ConversionError(f"the ONNX model tf2onnx made from {model.name} fails onnx.checker: {first_line(exc)}") from exc
     path = workdir / FILENAME
     path.write_bytes(proto.SerializeToString())
-    return Artifact(
-        format=FORMAT,
-        path=path,
-        files=(path,),
-        quantization=request.quantization,
-        input_names=tuple(spec.name for spec in model.inputs),
-        output_names=tuple(spec.name for spec in model.outputs),
-        ops=tuple(sorted({node.op_type for node in proto.graph.node})),
+    return Artifact.of_model(
+        model, request, format=FORMAT, files=(path,), ops=sorted({node.op_type for node in proto.graph.node}),
         details={"opset": options.opset, "batch": batch_dimension(proto)},
     )
 

@@ -80,14 +80,8 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
         (out / MAIN_FILE).write_text(json.dumps(model_json))
     _check_signature(model_json, model)
     shards = [out / path for group in model_json["weightsManifest"] for path in group["paths"]]
-    return Artifact(
-        format=FORMAT,
-        path=out / MAIN_FILE,
-        files=(out / MAIN_FILE, *shards),
-        quantization=request.quantization,
-        input_names=tuple(spec.name for spec in model.inputs),
-        output_names=tuple(spec.name for spec in model.outputs),
-        ops=tuple(sorted({op for op, _ in graph_nodes(model_json)})),
+    return Artifact.of_model(
+        model, request, format=FORMAT, files=(out / MAIN_FILE, *shards), ops=sorted({op for op, _ in graph_nodes(model_json)}),
         details={"weight_quantization": dtype or "none", "shards": len(shards), "shard_size_bytes": options.shard_size_bytes},
     )
 

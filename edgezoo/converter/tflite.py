@@ -42,15 +42,7 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
             ) from exc
     path = workdir / FILENAME
     path.write_bytes(flatbuffer)
-    return Artifact(
-        format=FORMAT,
-        path=path,
-        files=(path,),
-        quantization=request.quantization,
-        input_names=tuple(spec.name for spec in model.inputs),
-        output_names=tuple(spec.name for spec in model.outputs),
-        ops=ops_used(flatbuffer),
-    )
+    return Artifact.of_model(model, request, format=FORMAT, files=(path,), ops=ops_used(flatbuffer))
 
 
 def _configure(converter, tf, request: ConversionRequest) -> None:
