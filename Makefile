@@ -28,7 +28,7 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 # Debian's Chromium for the browser runner (CI runs as root on a fresh machine); skipped when present.
 $(CHROMIUM):
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation
 
 # A Raspberry Pi-class Python (numpy and tflite-runtime alone) to run device_check/check_parity.py in tests.
 # The stamp holds the requirements it was made from; the tests remake the environment when they differ.
