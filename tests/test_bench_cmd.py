@@ -65,3 +65,15 @@ def test_bench_an_artifact_on_its_own(every_runtime, tmp_path):
     assert [c["runtime"] for c in result["cases"]] == ["litert"]
     with pytest.raises(UsageError, match="at least one timed run"):
         BenchOptions(runs=0)
+
+
+def test_peak_memory_is_the_child_own_not_the_parent(every_runtime):
+    """A parent holding 1.5 GB (as one that loaded TensorFlow does) must not show up in the child's peak."""
+    import numpy as np
+
+    ballast = np.ones(1536 << 20, dtype=np.uint8)  # touched pages: resident in this process
+    artifact = _target(every_runtime, "phone-f32").artifact.path
+    result = bench(artifact, BenchOptions(runs=3, warmup=1, threads=1, original=False)).to_json()
+    (case,) = result["cases"]
+    assert case["peak_rss_bytes"] < 1 << 30, case
+    assert ballast.sum() == ballast.size

@@ -22,6 +22,17 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * resource.getpagesize()
 
 
+def _peak_rss_bytes() -> int:
+    """This process's own high-water mark. Not getrusage's ru_maxrss: on Linux that also carries the parent's
+    peak from before exec (subprocess starts children with vfork), so a parent that had loaded TensorFlow
+    would show up in every child's figure."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 # Each backend: import the runtime (before the baseline memory reading), then open the model on the sample.
 
 
@@ -100,8 +111,7 @@ def measure(spec: dict) -> dict:
         start = time.perf_counter_ns()
         run()
         times.append((time.perf_counter_ns() - start) / 1e6)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
-    return {"times_ms": times, "peak_rss_bytes": peak, "runtime_rss_bytes": runtime_rss}
+    return {"times_ms": times, "peak_rss_bytes": _peak_rss_bytes(), "runtime_rss_bytes": runtime_rss}
 
 
 def main() -> int:
