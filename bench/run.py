@@ -76,7 +76,9 @@ def bench_full_run(name: str, spec: dict, out: Path) -> dict:
     """The whole edgezoo job, parity checks on every runtime included, for context next to (a)."""
     target_out = out / "edgezoo-full" / name
     command = [str(BIN / "edgezoo"), "convert", str(spec["saved_model"]), "--calibration", str(spec["calibration"]),
-               "--target", "phone", "--target", micro_profile(name), "--target", "browser", "--target", "onnx",
+               # the microcontroller last: TFLM aborts on some int8 models (EfficientNetB0 here), which ends the run,
+               # and (d) needs the other targets' artifacts
+               "--target", "phone", "--target", "browser", "--target", "onnx", "--target", micro_profile(name),
                "--out", str(target_out), "--force", "--no-auto-fallback"]
     m = measure(command, log_path=str(out / "logs" / f"{name}-edgezoo-full.log"))
     return {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "exit_code": m.returncode}
@@ -210,6 +212,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "out"))
     parser.add_argument("--repeats", type=int, default=2, help="repeats per call in (b); the fastest counts")
     parser.add_argument("--runs", type=int, default=30, help="timed runs per latency case in (d)")
+    parser.add_argument("--parts", default="a,b,c,d,e",
+                        help="which parts to measure; the others are kept from bench/results.json (each part compares side by side on its own)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     out = Path(args.out)
@@ -219,22 +223,31 @@ def main() -> None:
 
     started = time.time()
     specs = {name: spec for name, spec in prepare(out / "models").items() if name in names}
-    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"), "models": names,
-               "one_process": {}, "full_run": {}, "overhead": {}, "sizes": {}, "latency": {}}
+    parts = set(args.parts.split(","))
+    previous = json.loads((HERE / "results.json").read_text()) if parts != set("abcde") and (HERE / "results.json").exists() else {}
+    results = {"one_process": {}, "full_run": {}, "overhead": {}, "sizes": {}, "latency": {}, **previous,
+               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"), "models": names}
     for name, spec in specs.items():
-        print(f"[{name}] (a) one process vs. official tools", flush=True)
-        results["one_process"][name] = bench_one_process_vs_tools(name, spec, out)
-        print(f"[{name}] full edgezoo run with parity", flush=True)
-        results["full_run"][name] = bench_full_run(name, spec, out)
-        print(f"[{name}] (b) overhead in one process", flush=True)
-        results["overhead"][name] = bench_overhead(name, spec, out, args.repeats)
-        print(f"[{name}] (c) sizes", flush=True)
-        results["sizes"][name] = bench_sizes(name, spec, out, prune=name != "efficientnet_b0")
-        print(f"[{name}] (d) latency", flush=True)
-        results["latency"][name] = bench_latency(name, out, args.runs if name == "digits-cnn" else max(5, args.runs // 3))
-    print("(e) int8 agreement on digits", flush=True)
-    results["int8_agreement"] = bench_int8_agreement(out)
-    results["total_seconds"] = time.time() - started
+        if "a" in parts:
+            print(f"[{name}] (a) one process vs. official tools", flush=True)
+            results["one_process"][name] = bench_one_process_vs_tools(name, spec, out)
+        if "d" in parts or "a" in parts:
+            print(f"[{name}] full edgezoo run with parity", flush=True)
+            results["full_run"][name] = bench_full_run(name, spec, out)
+        if "b" in parts:
+            print(f"[{name}] (b) overhead in one process", flush=True)
+            results["overhead"][name] = bench_overhead(name, spec, out, args.repeats)
+        if "c" in parts:
+            print(f"[{name}] (c) sizes", flush=True)
+            results["sizes"][name] = bench_sizes(name, spec, out, prune=name != "efficientnet_b0")
+        if "d" in parts:
+            print(f"[{name}] (d) latency", flush=True)
+            results["latency"][name] = bench_latency(name, out, args.runs if name == "digits-cnn" else max(5, args.runs // 3))
+    if "e" in parts:
+        print("(e) int8 agreement on digits", flush=True)
+        results["int8_agreement"] = bench_int8_agreement(out)
+    results.setdefault("measured", {}).update({part: time.strftime("%Y-%m-%d %H:%M") for part in parts})
+    results["seconds_last_run"] = time.time() - started
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (HERE / "results.md").write_text(table)
