@@ -122,32 +122,32 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
     target_model = prepare_model(model, profile, feedback.step)  # a fixed batch; ops the device lacks refused
     with tree.staging(profile.name) as staging:
         check = lambda artifact: check_parity(  # noqa: E731
-            artifact, profile.runtime, data.heldout, reference, classifier=model.task == "classification", tolerance=tolerance
+            artifact, profile.runtime, data.heldout, reference, classifier=model.is_classifier, tolerance=tolerance
         )
         finish = lambda artifact, folder: finish_artifact(profile, artifact, folder, feedback.step)  # noqa: E731  ops, flash, arena and RAM; C sources
         # Converts and checks parity; for int8 it also reports each layer's error and falls back to float where parity needs it.
         checked = convert_checked(converter_for(profile.format), target_model, request, staging, check, finish=finish, profile=profile,
                                   keep_float=options.keep_float, auto_fallback=options.auto_fallback, feedback=feedback)
         artifact, parity = checked.artifact, checked.parity
-        golden = GoldenSet(model.name, profile.name, tolerance, model.task == "classification", data.heldout, reference)
-        device_check = write_device_check(staging / "device_check", artifact, golden, profile.runtime)
-        report = target_report(
-            model=model,
-            profile=profile,
-            artifact=artifact,
-            parity=parity,
-            calibration=data,
-            output_dir=staging,
-            device_check=device_check,
-            footprint=footprint(model, artifact),
-        )
-        report.update(checked.report)
+        golden = GoldenSet(model.name, profile.name, tolerance, model.is_classifier, data.heldout, reference)
+        extra = dict(checked.report)
         if pruning is not None:
-            report["pruning"] = pruning.to_json(artifact)
-        write_json(staging / "report.json", report)
-        write_target_html(staging, report)
+            extra["pruning"] = pruning.to_json(artifact)
+        report = write_evidence(staging, model=model, profile=profile, artifact=artifact, parity=parity, data=data, golden=golden,
+                                extra=extra)
         final = tree.publish(staging, profile.name)
     return TargetResult(profile.name, final, artifact.relocated(staging, final), parity, report)
+
+
+def write_evidence(staging: Path, *, model, profile, artifact, parity, data, golden, extra: dict) -> dict:
+    """What travels with every checked artifact: device_check/, report.json and report.html. Returns the report."""
+    device_check = write_device_check(staging / "device_check", artifact, golden, profile.runtime)
+    report = target_report(model=model, profile=profile, artifact=artifact, parity=parity, calibration=data,
+                           output_dir=staging, device_check=device_check, footprint=footprint(model, artifact))
+    report.update(extra)
+    write_json(staging / "report.json", report)
+    write_target_html(staging, report)
+    return report
 
 
 def _write_run_summary(model, results: tuple[TargetResult, ...], tree: OutputTree) -> None:

@@ -106,7 +106,7 @@ def _ordered(keras_names: list[str], signature_names: list[str], arrays: dict[st
 
 def _distillation_loss(keras, model: LoadedModel):
     """KL divergence for a classifier's probabilities, mean squared error for anything else."""
-    return keras.losses.KLDivergence() if model.task == "classification" else keras.losses.MeanSquaredError()
+    return keras.losses.KLDivergence() if model.is_classifier else keras.losses.MeanSquaredError()
 
 
 def _schedule(tfmot, sparsity: float, total_steps: int):
@@ -177,7 +177,7 @@ def _against_original(original: LoadedModel, pruned: LoadedModel, data, run_refe
     """How much pruning itself changed the model, on the held-out inputs (parity then checks the conversion)."""
     before = run_reference(original, data.heldout)
     after = run_reference(pruned, data.heldout)
-    classifier = original.task == "classification"
+    classifier = original.is_classifier
     effect = {"num_samples": data.num_heldout, "outputs": {name: metrics.compare(before[name], after[name], classifier) for name in before}}
     if classifier and data.heldout_labels is not None and len(before) == 1:
         name = next(iter(before))

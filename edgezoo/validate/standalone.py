@@ -238,12 +238,9 @@ def match_names(kind: str, model: dict[str, tuple], artifact: dict[str, tuple]) 
 
 def validate_artifact(source, artifact_path: str | Path, options: ValidateOptions | None = None, feedback=None) -> ValidationResult:
     from edgezoo.output import OutputTree
-    from edgezoo.pipeline import Feedback, prepare_data
-    from edgezoo.report import target_report, write_json
+    from edgezoo.pipeline import Feedback, prepare_data, write_evidence
     from edgezoo.targets import resolve_profile
-    from edgezoo.targets.model_cost import footprint
-    from edgezoo.validate.device_check import GoldenSet, write_device_check
-    from edgezoo.validate.html_report import write_target_html
+    from edgezoo.validate.device_check import GoldenSet
     from edgezoo.validate.runners.tensorflow import run_reference
     from edgezoo.zoo import load
 
@@ -275,19 +272,10 @@ def validate_artifact(source, artifact_path: str | Path, options: ValidateOption
             artifact = _copy_artifact(info, kind, quantization, staging)
             with feedback.step(f"checking {path.name} on {profile.runtime}"):
                 parity = _check(artifact, profile.runtime, data.heldout, reference, inputs, outputs, model, tolerance)
-            classifier = model.task == "classification"
-            golden = GoldenSet(model.name, profile.name, tolerance, classifier, data.heldout, reference, inputs, outputs)
-            device_check = write_device_check(staging / "device_check", artifact, golden, profile.runtime)
-            report = target_report(model=model, profile=profile, artifact=artifact, parity=parity, calibration=data,
-                                   output_dir=staging, device_check=device_check, footprint=footprint(model, artifact))
-            report["validated"] = {
-                "artifact": str(path.resolve()),
-                "quantization_detected": info.quantization.value,
-                "inputs": inputs,
-                "outputs": outputs,
-            }
-            write_json(staging / "report.json", report)
-            write_target_html(staging, report)
+            golden = GoldenSet(model.name, profile.name, tolerance, model.is_classifier, data.heldout, reference, inputs, outputs)
+            validated = {"artifact": str(path.resolve()), "quantization_detected": info.quantization.value, "inputs": inputs, "outputs": outputs}
+            report = write_evidence(staging, model=model, profile=profile, artifact=artifact, parity=parity, data=data, golden=golden,
+                                    extra={"validated": validated})
             final = tree.publish(staging, label)
     finally:
         tree.discard_empty()
@@ -322,7 +310,7 @@ def _check(artifact, runtime, inputs, reference, input_names, output_names, mode
 
     feed = {input_names[name]: array for name, array in inputs.items()}
     expected = {output_names[name]: array for name, array in reference.items()}
-    parity = check_parity(artifact, runtime, feed, expected, classifier=model.task == "classification", tolerance=tolerance)
+    parity = check_parity(artifact, runtime, feed, expected, classifier=model.is_classifier, tolerance=tolerance)
     original = {tensor: name for name, tensor in output_names.items()}
     renamed = tuple(dataclasses.replace(output, name=original.get(output.name, output.name)) for output in parity.outputs)
     return dataclasses.replace(parity, outputs=renamed)

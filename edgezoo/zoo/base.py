@@ -88,6 +88,11 @@ class LoadedModel:
     # What the source knows beyond the above: parameters, the files it fetched and how they were verified.
     details: dict = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def is_classifier(self) -> bool:
+        """Classifiers get top-k metrics and a distillation loss over class probabilities."""
+        return self.task == "classification"
+
     def to_json(self) -> dict:
         return {
             "name": self.name,
