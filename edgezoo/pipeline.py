@@ -13,13 +13,13 @@ from edgezoo.converter.base import Artifact, ConversionRequest
 from edgezoo.converter.quant_debug import convert_checked
 from edgezoo.options import ConvertOptions
 from edgezoo.output import OutputTree
-from edgezoo.report import run_summary, target_report, write_json
+from edgezoo.reports.json_report import run_summary, target_report, write_json
 from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile
 from edgezoo.targets.constraints import finish_artifact, prepare_model
 from edgezoo.targets.model_cost import footprint
 from edgezoo.validate import ParityReport, check_parity
 from edgezoo.validate.device_check import GoldenSet, write_device_check
-from edgezoo.validate.html_report import write_summary_html, write_target_html
+from edgezoo.reports.html import write_summary_html, write_target_html
 from edgezoo.validate.runners.tensorflow import run_reference
 from edgezoo.zoo import LoadedModel, load
 

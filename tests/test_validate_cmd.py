@@ -12,7 +12,7 @@ import pytest
 from edgezoo import _tf
 from edgezoo.converter.base import Quantization
 from edgezoo.errors import UsageError
-from edgezoo.report import TARGET_REPORT_KIND, schema_for
+from edgezoo.reports.json_report import TARGET_REPORT_KIND, schema_for
 from edgezoo.validate.standalone import ValidateOptions, match_names, validate_artifact
 from tests.tamper import tamper_onnx_weights, tamper_tflite_weights
 

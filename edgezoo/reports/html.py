@@ -11,8 +11,8 @@ import json
 from html import escape
 from pathlib import Path
 
-from edgezoo.report import write_text
-from edgezoo.validate import plots
+from edgezoo.reports.json_report import write_text
+from edgezoo.reports import plots
 
 METRIC_ORDER = (
     "max_abs_error", "mean_abs_error", "rmse", "relative_l2_error", "cosine", "snr_db", "psnr_db", "top1_agreement", "top5_agreement",

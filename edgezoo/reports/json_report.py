@@ -1,6 +1,6 @@
 """report.json: what was converted, how, and how closely it matches the original.
 
-Two kinds of report, each with a versioned JSON schema in edgezoo/schemas/ (described for people in
+Two kinds of report, each with a versioned JSON schema in edgezoo/reports/schemas/ (described for people in
 docs/report-schema.md): one per target folder (`OUT/<model>/<target>/report.json`), and one run
 summary per model folder (`OUT/<model>/report.json`) whose targets form the parity matrix.
 Bump SCHEMA_VERSION when a field is removed or changes meaning; adding fields keeps it.
