@@ -136,12 +136,16 @@ def _add_convert(subparsers) -> None:
 def _run_convert(args, console: Console) -> int:
     import edgezoo
     from edgezoo.options import ConvertOptions, from_namespace
+    from edgezoo.output import safe_name
     from edgezoo.pipeline import Feedback
 
     options = from_namespace(ConvertOptions, args)  # the flags' destinations are the options' field names
     result = edgezoo.convert(args.source, options, feedback=Feedback(step=console.step, warn=console.warn, progress=console.progress))
     lines = []
     for target in result.targets:
+        if target.failure is not None:
+            lines.append(f"{target.target}: {target.status.upper()} (exit {target.exit_code}): {target.failure.message}")
+            continue
         verdict = "passed" if target.passed else "FAILED"
         size_kb = target.artifact.size_bytes / 1024
         lines.append(
@@ -150,8 +154,13 @@ def _run_convert(args, console: Console) -> int:
             f"  report: {target.output_dir / 'report.json'}"
         )
         lines.extend(_optimisation_lines(target.report))
+    if len(result.targets) > 1:
+        failed = [t for t in result.targets if not t.passed]
+        lines.append(f"{len(result.targets) - len(failed)} of {len(result.targets)} targets passed"
+                     + (f"; exit {result.exit_code} (the most severe of: {', '.join(f'{t.target} {t.exit_code}' for t in failed)})" if failed else "")
+                     + f"; summary: {options.out_dir / safe_name(result.model.name) / 'report.html'}")
     console.result(result.to_json(), "\n".join(lines))
-    return EXIT_OK if result.passed else EXIT_PARITY
+    return result.exit_code
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from edgezoo import calibration as calibration_data
+from edgezoo import _tf, calibration as calibration_data
 from edgezoo.converter import converter_for
 from edgezoo.converter.base import Artifact, ConversionRequest
 from edgezoo.converter.quant_debug import convert_checked
+from edgezoo.errors import ConversionError, EdgezooError, ParityError
 from edgezoo.options import ConvertOptions
 from edgezoo.output import OutputTree
-from edgezoo.reports.json_report import run_summary, target_report, write_json
+from edgezoo.reports.json_report import golden_digest, run_summary, target_report, write_json
 from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile
 from edgezoo.targets.constraints import finish_artifact, prepare_model
 from edgezoo.targets.model_cost import footprint
@@ -33,17 +35,56 @@ class Feedback:
     progress: Callable[[str, int, int | None], None] | None = None  # downloads: (file, bytes done, bytes total)
 
 
+# A target that could not be made, by its error's exit code (DESIGN.md): what the run summary calls it.
+FAILURE_STATUS = {2: "bad input", 3: "refused", 4: "failed"}
+
+
+@dataclass(frozen=True)
+class TargetFailure:
+    """Why a target of a run produced no artifact; the other targets of the run go on."""
+
+    error: EdgezooError = field(compare=False)
+    quantization: str | None = None  # what the target was asked for (nothing was made to measure)
+
+    @property
+    def exit_code(self) -> int:
+        return self.error.exit_code
+
+    @property
+    def status(self) -> str:
+        return FAILURE_STATUS.get(self.exit_code, "failed")
+
+    @property
+    def message(self) -> str:
+        return str(self.error)
+
+
 @dataclass(frozen=True)
 class TargetResult:
     target: str
-    output_dir: Path
-    artifact: Artifact
-    parity: ParityReport
-    report: dict
+    output_dir: Path | None  # None when the target failed: nothing was published for it
+    artifact: Artifact | None
+    parity: ParityReport | None
+    report: dict | None
+    failure: TargetFailure | None = None
+    profile: TargetProfile | None = field(default=None, compare=False, repr=False)
 
     @property
     def passed(self) -> bool:
-        return self.parity.passed
+        return self.failure is None and self.parity.passed
+
+    @property
+    def exit_code(self) -> int:
+        """0 passed, 1 parity below tolerance, else the exit code of the error that stopped the target."""
+        if self.failure is not None:
+            return self.failure.exit_code
+        return 0 if self.parity.passed else ParityError.exit_code
+
+    @property
+    def status(self) -> str:
+        if self.failure is not None:
+            return self.failure.status
+        return "passed" if self.parity.passed else "parity failed"
 
 
 @dataclass(frozen=True)
@@ -55,12 +96,20 @@ class ConversionResult:
     def passed(self) -> bool:
         return all(t.passed for t in self.targets)
 
+    @property
+    def exit_code(self) -> int:
+        """The most severe of the targets' exit codes (the highest: 4 tool failed > 3 refused > 2 bad input > 1 parity)."""
+        return max((t.exit_code for t in self.targets), default=0)
+
     def to_json(self) -> dict:
         return {
             "passed": self.passed,
+            "exit_code": self.exit_code,
             "model": self.model.to_json(),
             "targets": [
-                {"target": t.target, "output_dir": str(t.output_dir), "passed": t.passed, "report": t.report} for t in self.targets
+                {"target": t.target, "output_dir": str(t.output_dir) if t.output_dir else None, "passed": t.passed,
+                 "status": t.status, "exit_code": t.exit_code, "error": t.failure.message if t.failure else None, "report": t.report}
+                for t in self.targets
             ],
         }
 
@@ -79,6 +128,9 @@ def prepare_data(model: LoadedModel, options: ConvertOptions) -> calibration_dat
 
 
 def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedback | None = None) -> ConversionResult:
+    """Every target of the run is tried and reported: a target that fails (refused, converter or runtime failure, bad
+    input that concerns only it) is recorded in the result and the run summary, and the other targets go on. A run of a
+    single target raises that target's error (after writing the summary), as any function that cannot do what was asked."""
     feedback = feedback or Feedback()
     profiles = resolve_targets(options.targets)  # a bad target fails before any slow work
     with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
@@ -98,11 +150,30 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
             model = pruning.model  # every target converts the pruned model; parity is checked against it
         with feedback.step(f"running the original on {data.num_heldout} held-out inputs"):
             reference = run_reference(model, data.heldout)
-        results = tuple(_convert_target(model, profile, options, data, reference, tree, feedback, pruning) for profile in profiles)
-        _write_run_summary(model, results, tree)
+        results = tuple(_try_target(model, profile, options, data, reference, tree, feedback, pruning) for profile in profiles)
+        _write_run_summary(model, results, tree, data)
     finally:
         tree.discard_empty()
+    if len(results) == 1 and results[0].failure is not None:
+        raise results[0].failure.error
     return ConversionResult(model, results)
+
+
+def _try_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback, pruning) -> TargetResult:
+    """One target of the run; its failure is recorded, never the end of the run."""
+    try:
+        return _convert_target(model, profile, options, data, reference, tree, feedback, pruning)
+    except EdgezooError as exc:
+        error = exc
+    except Exception as exc:  # an unwrapped third-party failure or a bug: this target failed, the others go on
+        if _tf.is_verbose():
+            traceback.print_exc()
+        error = ConversionError(f"target '{profile.name}' failed unexpectedly: {type(exc).__name__}: {exc}. "
+                                "Re-run with --verbose for the traceback.")
+        error.__cause__ = exc
+    feedback.warn(f"{profile.name}: {FAILURE_STATUS.get(error.exit_code, 'failed')} (exit {error.exit_code}): {error}")
+    asked = (options.quantize or profile.quantization).value
+    return TargetResult(profile.name, None, None, None, None, TargetFailure(error, asked), profile)
 
 
 def conversion_request(profile: TargetProfile, quantization, data) -> ConversionRequest:
@@ -136,7 +207,7 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         report = write_evidence(staging, model=model, profile=profile, artifact=artifact, parity=parity, data=data, golden=golden,
                                 extra=extra)
         final = tree.publish(staging, profile.name)
-    return TargetResult(profile.name, final, artifact.relocated(staging, final), parity, report)
+    return TargetResult(profile.name, final, artifact.relocated(staging, final), parity, report, profile=profile)
 
 
 def write_evidence(staging: Path, *, model, profile, artifact, parity, data, golden, extra: dict) -> dict:
@@ -150,8 +221,17 @@ def write_evidence(staging: Path, *, model, profile, artifact, parity, data, gol
     return report
 
 
-def _write_run_summary(model, results: tuple[TargetResult, ...], tree: OutputTree) -> None:
-    """OUT/<model>/report.json and report.html: this run's targets side by side (the parity matrix)."""
-    summary = run_summary(model, [(r.target, r.output_dir, r.report) for r in results], tree.model_dir)
+def _write_run_summary(model, results: tuple[TargetResult, ...], tree: OutputTree, data) -> None:
+    """OUT/<model>/report.json and report.html: this run's targets side by side (the parity matrix), failed ones included."""
+    summary = run_summary(model, [(r.target, r.output_dir, r.report) if r.failure is None else failed_row(r) for r in results],
+                          tree.model_dir, golden_digest(data.heldout))
     write_json(tree.model_dir / "report.json", summary)
     write_summary_html(tree.model_dir, summary)
+
+
+def failed_row(result: TargetResult) -> dict:
+    """A run-summary row for a target that produced no artifact: what it was asked to be, and why it failed."""
+    profile = result.profile
+    return {"target": result.target, "failed": True, "status": result.status, "exit_code": result.exit_code,
+            "error": result.failure.message, "format": profile.format if profile else None,
+            "quantization": result.failure.quantization, "runtime": profile.runtime if profile else None}

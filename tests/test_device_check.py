@@ -12,6 +12,8 @@ import sys
 import numpy as np
 import pytest
 
+from edgezoo.targets.profile import LIMITS
+
 from edgezoo.validate import metrics
 from edgezoo.validate.device_check import GoldenSet, device_script
 from tests.conftest import REPO
@@ -106,7 +108,7 @@ def test_check_parity_fails_on_the_device_for_a_tampered_model(converted, device
     tamper_tflite_weights(device / "model.tflite")
     done = _on_device(device_python, device)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "FAILED" in done.stdout and "max_abs_error" in done.stdout
+    assert "FAILED" in done.stdout and "snr_db" in done.stdout.split("FAIL:")[1]  # a scale-free limit caught it
 
 
 def test_check_parity_says_when_it_cannot_start(converted, device_python, tmp_path):
@@ -129,11 +131,15 @@ def test_device_metrics_agree_with_edgezoos_own():
     ref = rng.random((40, 10)).astype(np.float32)
     out = ref + rng.normal(0, 0.05, ref.shape).astype(np.float32)
     out[0] = ref[0]  # an identical sample counts as cosine 1 in both
-    for name, fn in {**script.METRICS, **script.CLASSIFIER_METRICS}.items():
+    kind_metrics = {name: fn for kind in script.KIND_METRICS.values() for name, fn in kind.items()}
+    assert set(script.METRICS) | set(kind_metrics) >= {limit[0] for limit in LIMITS.values()}  # every limit is measurable there
+    for name, fn in {**script.METRICS, **kind_metrics}.items():
         assert fn(ref, out) == pytest.approx(metrics.METRICS[name][0](ref, out), rel=1e-9), name
-    limits = {"max_abs_error": 0.01, "min_cosine": 0.9}
+    limits = {"max_abs_error": 0.01, "min_cosine": 0.9, "max_error_over_range": 1.0}
     values = {name: fn(ref, out) for name, fn in script.METRICS.items()}
-    assert script.violations(limits, values) == [f"max_abs_error {values['max_abs_error']:.6g} > 0.01"]
+    mapping = {limit: list(LIMITS[limit][:2]) for limit in limits}
+    assert script.violations(limits, values, mapping) == [f"max_abs_error {values['max_abs_error']:.6g} > 0.01"]
+    assert script.violations({"max_relative_l2_error": 1e-6}, values, {"max_relative_l2_error": ["relative_l2_error", "max"]})
     assert script.violations({"min_cosine": 0.9}, {"cosine": float("nan")})  # NaN never passes
 
 
@@ -198,7 +204,7 @@ def test_check_parity_html_in_headless_chromium(converted, tmp_path):
     assert verdict == "passed" and "360 golden inputs on TF.js 4.22.0 (cpu backend)" in details, details
     tamper_tfjs_weights(device / "tfjs_model" / "model.json")
     verdict, details = _browser_verdict(device)
-    assert verdict == "failed" and "max_abs_error" in details, details
+    assert verdict == "failed" and "snr_db" in details and "max_error_over_range" in details, details
 
 
 CPP_DUMP = """
@@ -214,7 +220,7 @@ int main() {
     for (int i = 0; i < kGoldenOutput0Size; ++i) std::printf("%.9g ", g_golden_expected0[s][i]);
     std::printf("%d\\n", g_golden_best_class0[s]);
   }
-  std::printf("%.9g %.9g %d\\n", kGoldenMaxAbsError, kGoldenMinTop1Agreement, (int)g_model_data_len);
+  std::printf("%.9g %.9g %d\\n", kGoldenMaxErrorOverRange, kGoldenMinTop1Agreement, (int)g_model_data_len);
   return 0;
 }
 """
@@ -248,7 +254,8 @@ def test_microcontroller_gets_golden_c_arrays_next_to_model_data(converted, tmp_
     rows = np.array([line.split() for line in lines[count:-1]], dtype=np.float64)
     np.testing.assert_array_equal(rows[:, :-1].astype(np.float32), original)
     np.testing.assert_array_equal(rows[:, -1], np.argmax(original, axis=-1))
-    max_abs_error, min_top1, model_length = lines[-1].split()
+    max_error_over_range, min_top1, model_length = lines[-1].split()
     tolerance = result.parity.tolerance
-    assert np.float32(max_abs_error) == np.float32(tolerance.max_abs_error) and np.float32(min_top1) == np.float32(tolerance.min_top1_agreement)
+    assert np.float32(max_error_over_range) == np.float32(tolerance.max_error_over_range)
+    assert np.float32(min_top1) == np.float32(tolerance.min_top1_agreement)
     assert int(model_length) == result.artifact.size_bytes

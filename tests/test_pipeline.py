@@ -15,7 +15,8 @@ from edgezoo.validate.runners.tensorflow import run_reference
 from tests.tamper import tamper_tflite_weights
 
 REPORT_KEYS = {"schema_version", "model", "target", "format", "quantization", "artifact", "parity"}
-OUTPUT_KEYS = {"name", "max_abs_error", "mean_abs_error", "rmse", "cosine", "snr_db", "top1_agreement"}
+OUTPUT_KEYS = {"name", "kind", "max_abs_error", "mean_abs_error", "rmse", "cosine", "snr_db", "relative_l2_error",
+               "max_error_over_range", "top1_agreement"}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_report_json_has_the_documented_fields(converted):
     assert parity["passed"] is True and parity["runtime"] == "litert" and parity["num_samples"] == 360
     (output,) = parity["outputs"]
     assert OUTPUT_KEYS <= set(output) and output["name"] == "probabilities"
-    assert 0 < output["max_abs_error"] < 1e-2 and output["cosine"] > 0.9999
+    assert 0 < output["max_abs_error"] < 1e-2 and output["cosine"] > 0.9999 and output["kind"] == "class scores"
 
 
 def test_no_staging_folders_left_behind(converted):
@@ -93,7 +94,8 @@ def test_tampered_weights_are_caught(converted, digits, digits_data, tmp_path):
     assert good.passed
     assert not bad.passed
     assert bad.outputs[0].metrics["top1_agreement"] < 0.9
-    assert any("max_abs_error" in v for v in bad.outputs[0].violations)
+    violated = {v.split()[0] for v in bad.outputs[0].violations}
+    assert {"snr_db", "max_error_over_range", "top1_agreement"} <= violated  # the scale-free limits catch it
 
 
 def test_nan_outputs_fail_parity():

@@ -12,6 +12,7 @@ import pytest
 from edgezoo import _tf
 from edgezoo.converter.base import Quantization
 from edgezoo.errors import UsageError
+from edgezoo.targets import resolve_profile
 from edgezoo.reports.json_report import TARGET_REPORT_KIND, schema_for
 from edgezoo.validate.standalone import ValidateOptions, match_names, validate_artifact
 from tests.tamper import tamper_onnx_weights, tamper_tflite_weights
@@ -70,7 +71,7 @@ def test_validate_detects_dynamic_range_quantisation(made_elsewhere, digits, tmp
     result = validate_artifact(digits, made_elsewhere / "digits_dynamic.tflite", ValidateOptions(out_dir=tmp_path))
     assert result.passed, result.parity.summary()
     assert result.artifact.quantization is Quantization.DYNAMIC_INT8
-    assert result.parity.tolerance.max_abs_error == 0.1  # the phone profile's dynamic-int8 limits, not float32's
+    assert result.parity.tolerance == resolve_profile("phone").tolerance_for(Quantization.DYNAMIC_INT8)  # not float32's
     forced = validate_artifact(digits, made_elsewhere / "digits_dynamic.tflite", ValidateOptions(out_dir=tmp_path, quantize="float32", force=True))
     assert not forced.passed  # held to float32's tolerance, the same file fails
 

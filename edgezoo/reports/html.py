@@ -15,7 +15,8 @@ from edgezoo.reports.json_report import write_text
 from edgezoo.reports import plots
 
 METRIC_ORDER = (
-    "max_abs_error", "mean_abs_error", "rmse", "relative_l2_error", "cosine", "snr_db", "psnr_db", "top1_agreement", "top5_agreement",
+    "snr_db", "cosine", "relative_l2_error", "max_error_over_range", "top1_agreement", "top5_agreement", "decision_agreement",
+    "max_abs_error", "mean_abs_error", "rmse", "psnr_db",
 )
 METRIC_LABELS = {
     "max_abs_error": "max |error|",
@@ -27,9 +28,11 @@ METRIC_LABELS = {
     "psnr_db": "PSNR dB",
     "top1_agreement": "top-1 agree",
     "top5_agreement": "top-5 agree",
+    "max_error_over_range": "max |error| / range",
+    "decision_agreement": "decisions agree",
 }
-MATRIX_METRICS = ("max_abs_error", "relative_l2_error", "cosine", "snr_db", "psnr_db", "top1_agreement", "top5_agreement")
-NOT_METRICS = {"name", "passed", "violations", "error_histogram"}
+MATRIX_METRICS = ("snr_db", "cosine", "max_error_over_range", "top1_agreement", "decision_agreement", "max_abs_error")
+NOT_METRICS = {"name", "kind", "passed", "violations", "error_histogram"}
 LAYER_METRICS = ("relative_rmse", "rmse", "error", "mean_abs_error", "max_abs_error")  # per-layer error, preferred first
 
 STYLE = """
@@ -134,11 +137,12 @@ def _metric_names(outputs: list[dict]) -> list[str]:
 
 
 def _limit(metric: str, tolerance: dict) -> tuple[str, float] | None:
-    """The tolerance that bounds a metric: `min_<metric>` from below, `<metric>` from above."""
-    if tolerance.get(f"min_{metric}") is not None:
-        return "≥", tolerance[f"min_{metric}"]
-    if tolerance.get(metric) is not None:
-        return "≤", tolerance[metric]
+    """The tolerance limit that bounds a metric (targets.profile.LIMITS), as (direction sign, bound)."""
+    from edgezoo.targets.profile import LIMITS
+
+    for limit, (bounded, direction, _) in LIMITS.items():
+        if bounded == metric and tolerance.get(limit) is not None:
+            return ("≥" if direction == "min" else "≤"), tolerance[limit]
     return None
 
 
@@ -164,7 +168,8 @@ def _metrics_table(outputs: list[dict], tolerance: dict) -> str:
         cells = "".join(_judged_cell(m, output.get(m), tolerance) for m in names)
         verdict = "ok" if output["passed"] else "bad"
         problems = "; ".join(output.get("violations") or []) or "within tolerance"
-        rows.append(f"<tr><th>{escape(output['name'])}</th>{cells}<td class={verdict}>{escape(problems)}</td></tr>")
+        kind = f"<span class=limit>{escape(output['kind'])}</span>" if output.get("kind") else ""
+        rows.append(f"<tr><th>{escape(output['name'])}{kind}</th>{cells}<td class={verdict}>{escape(problems)}</td></tr>")
     return f"<table><tr><th>output</th>{head}<th>verdict</th></tr>{''.join(rows)}</table>"
 
 
@@ -282,14 +287,18 @@ def render_run_summary(summary: dict) -> str:
 
 
 def _matrix(targets: list[dict]) -> str:
-    outputs = list(dict.fromkeys(o["name"] for t in targets for o in t["outputs"]))
-    metrics = [m for m in MATRIX_METRICS if any(m in o for t in targets for o in t["outputs"])]
+    outputs = list(dict.fromkeys(o["name"] for t in targets for o in t.get("outputs", [])))
+    metrics = [m for m in MATRIX_METRICS if any(m in o for t in targets for o in t.get("outputs", []))]
     head = "<tr><th rowspan=2>target</th><th rowspan=2>verdict</th><th rowspan=2>format</th><th rowspan=2>quantisation</th>"
     head += "<th rowspan=2>runtime</th><th rowspan=2>size</th>"
     head += "".join(f"<th colspan={len(metrics)}>{escape(name)}</th>" for name in outputs) + "</tr><tr>"
     head += "".join(f"<th>{escape(METRIC_LABELS[m])}</th>" for _ in outputs for m in metrics) + "</tr>"
     rows = []
+    width = len(outputs) * len(metrics)
     for target in targets:
+        if target.get("failed"):
+            rows.append(_failed_row(target, width))
+            continue
         link = f"<a href='{escape(target['html'])}'>{escape(target['target'])}</a>"
         verdict = "<td class=ok>passed</td>" if target["passed"] else "<td class=bad>FAILED</td>"
         cells = [f"<th>{link}</th>", verdict]
@@ -306,14 +315,23 @@ def _matrix(targets: list[dict]) -> str:
     return f"<table>{head}{''.join(rows)}</table>{note}"
 
 
+def _failed_row(target: dict, width: int) -> str:
+    """A target that produced no artifact: its status, exit code and the reason, across the metric columns."""
+    cells = [f"<th>{escape(target['target'])}</th>", f"<td class=bad>{escape(target['status'].upper())} (exit {target['exit_code']})</td>"]
+    cells += [f"<td>{escape(str(target.get(k) or '-'))}</td>" for k in ("format", "quantization", "runtime")]
+    cells.append("<td class=num>-</td>")
+    cells.append(f"<td class=bad colspan={max(width, 1)}>{escape(target['error'])}</td>")
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
 def _drift_plots(targets: list[dict]) -> str:
     """Which format drifts: SNR of every target, per output (higher is closer to the original)."""
-    outputs = list(dict.fromkeys(o["name"] for t in targets for o in t["outputs"]))
+    outputs = list(dict.fromkeys(o["name"] for t in targets for o in t.get("outputs", [])))
     charts = []
     for name in outputs:
         items = []
         for target in targets:
-            output = next((o for o in target["outputs"] if o["name"] == name), None)
+            output = next((o for o in target.get("outputs", []) if o["name"] == name), None)
             if output is not None and output.get("snr_db") is not None:
                 items.append((target["target"], output["snr_db"], not output["passed"]))
         if items:

@@ -79,17 +79,25 @@ def target_report(
     }
 
 
-def run_summary(model, targets: list[tuple[str, Path, dict]], model_dir: Path) -> dict:
+def run_summary(model, targets: list, model_dir: Path, golden: dict | None = None) -> dict:
     """The model folder's report: every target of one run against the original, on the same golden inputs.
 
-    `targets` holds (target name, its output folder, its report) for each target of the run.
+    `targets` holds, per target of the run, (target name, its output folder, its report), or for a target that
+    produced no artifact a ready row with `failed`, `status`, `exit_code` and `error` (pipeline.failed_row).
     """
     rows = []
-    for name, folder, report in targets:
+    for entry in targets:
+        if isinstance(entry, dict):
+            rows.append({**entry, "passed": False})
+            continue
+        name, folder, report = entry
         parity = report["parity"]
         rows.append(
             {
                 "target": name,
+                "failed": False,
+                "status": "passed" if report["passed"] else "parity failed",
+                "exit_code": 0 if report["passed"] else 1,
                 "folder": folder.relative_to(model_dir).as_posix(),
                 "report": (folder / "report.json").relative_to(model_dir).as_posix(),
                 "html": (folder / "report.html").relative_to(model_dir).as_posix(),
@@ -104,15 +112,17 @@ def run_summary(model, targets: list[tuple[str, Path, dict]], model_dir: Path) -
                 "golden_sha256": report["golden"]["sha256"],
             }
         )
-    goldens = {row["golden_sha256"] for row in rows}
+    goldens = {row["golden_sha256"] for row in rows if not row["failed"]}
+    made = [entry for entry in targets if not isinstance(entry, dict)]
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": RUN_SUMMARY_KIND,
         "created_at": _now(),
         "passed": all(row["passed"] for row in rows),
+        "exit_code": max((row["exit_code"] for row in rows), default=0),
         "model": model.to_json(),
-        "same_golden_inputs": len(goldens) == 1,
-        "golden": targets[0][2]["golden"] if targets else None,
+        "same_golden_inputs": len(goldens) <= 1,
+        "golden": made[0][2]["golden"] if made else golden,
         "targets": rows,
         "tools": tool_versions(),
     }

@@ -25,39 +25,52 @@ BUILTIN_DIR = Path(__file__).resolve().parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+# Each limit a profile may set: the metric it bounds (edgezoo.validate.metrics), the direction, and its range.
+LIMITS: dict[str, tuple[str, str, tuple[float | None, float | None]]] = {
+    "min_snr_db": ("snr_db", "min", (None, None)),
+    "min_cosine": ("cosine", "min", (-1.0, 1.0)),
+    "max_relative_l2_error": ("relative_l2_error", "max", (0.0, None)),
+    "max_error_over_range": ("max_error_over_range", "max", (0.0, None)),
+    "min_top1_agreement": ("top1_agreement", "min", (0.0, 1.0)),
+    "min_top5_agreement": ("top5_agreement", "min", (0.0, 1.0)),
+    "min_decision_agreement": ("decision_agreement", "min", (0.0, 1.0)),
+    "max_abs_error": ("max_abs_error", "max", (0.0, None)),  # absolute: for profiles that know their model's scale
+}
+TOLERANCE_RANGES = {limit: bounds for limit, (_, _, bounds) in LIMITS.items()}
+
+
 @dataclass(frozen=True)
 class Tolerance:
-    """Limits an artifact's outputs must meet against the original; a None limit is not checked."""
+    """Limits an artifact's outputs must meet against the original; a None limit is not checked.
 
-    max_abs_error: float | None = None
-    min_cosine: float | None = None
+    The built-in profiles set only scale-free limits (docs/tolerances.md says where each number comes from);
+    a limit whose metric does not apply to an output (top-1 on a regression head) is not checked there.
+    """
+
     min_snr_db: float | None = None
+    min_cosine: float | None = None
+    max_relative_l2_error: float | None = None
+    max_error_over_range: float | None = None
     min_top1_agreement: float | None = None
+    min_top5_agreement: float | None = None
+    min_decision_agreement: float | None = None
+    max_abs_error: float | None = None
 
     def violations(self, metrics: dict[str, float | None]) -> list[str]:
         found = []
-        for limit_name, value in dataclasses.asdict(self).items():
+        for limit, value in dataclasses.asdict(self).items():
             if value is None:
                 continue
-            metric_name = limit_name.removeprefix("min_")
+            metric_name, direction, _ = LIMITS[limit]
             measured = metrics.get(metric_name)
             if measured is None:
                 continue
             # Written as "not within" so that a NaN measurement is a violation, never a pass.
-            if limit_name.startswith("min_") and not measured >= value:
+            if direction == "min" and not measured >= value:
                 found.append(f"{metric_name} {measured:.6g} < {value:g}")
-            elif not limit_name.startswith("min_") and not measured <= value:
+            elif direction == "max" and not measured <= value:
                 found.append(f"{metric_name} {measured:.6g} > {value:g}")
         return found
-
-
-# The range each tolerance limit may take, for validation.
-TOLERANCE_RANGES = {
-    "max_abs_error": (0.0, None),
-    "min_cosine": (-1.0, 1.0),
-    "min_snr_db": (None, None),
-    "min_top1_agreement": (0.0, 1.0),
-}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,12 @@
 """Per-output comparison metrics, in one registry: adding a metric touches only this file.
 
 Each metric takes the reference and the candidate outputs of one output tensor ([N, ...] arrays)
-and returns a float, or None where it does not apply (top-k on a non-classifier).
+and returns a float, or None where it does not apply. What applies depends on the output's kind, read
+from the reference values themselves (output_kind): every output gets the error metrics; class scores
+(a classifier's logits or probabilities, or any softmax) also get top-k agreement; probabilities (every
+value in [0, 1], e.g. sigmoid heads and probability maps) get the agreement of their thresholded
+decisions. The scale-free metrics (SNR, cosine, relative L2, error over the output's range) mean the same
+on every model, which is why the built-in tolerances use them (docs/tolerances.md).
 """
 
 from __future__ import annotations
@@ -10,18 +15,42 @@ from typing import Callable
 
 import numpy as np
 
-# A metric's second element says whether it applies only to classifier outputs.
-METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], bool]] = {}
+# Output kinds (output_kind); a metric's second element names the kinds it applies to (None: every output).
+CLASS_SCORES, PROBABILITIES, VALUES = "class scores", "probabilities", "values"
+METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], frozenset[str] | None]] = {}
 
 SNR_CAP_DB = 300.0  # identical outputs: infinite SNR, capped so the report stays valid JSON
+DECISION_THRESHOLD = 0.5
+# A decision the original takes with less confidence than this (|p - 0.5| < margin) is not one the artifact must
+# reproduce: rounding alone may flip it. Probabilities are on a fixed [0, 1] scale, so the margin is too.
+DECISION_MARGIN = 0.05
+SOFTMAX_SUM_TOLERANCE = 1e-3
 
 
-def metric(name: str, classifier_only: bool = False):
+def metric(name: str, applies_to: tuple[str, ...] | None = None):
     def decorator(fn):
-        METRICS[name] = (fn, classifier_only)
+        METRICS[name] = (fn, frozenset(applies_to) if applies_to else None)
         return fn
 
     return decorator
+
+
+def output_kind(ref: np.ndarray, classifier: bool = False) -> str:
+    """What an output holds, judged from the original's values: class scores, probabilities, or plain values.
+
+    Class scores: the last axis of a classifier's (batch, classes) output, or any output whose last axis is a
+    probability distribution (a softmax). Probabilities: every value within [0, 1] (sigmoid heads, masks).
+    """
+    ref = np.asarray(ref, np.float64)
+    if ref.ndim < 2 or ref.size == 0 or not np.all(np.isfinite(ref)):
+        return VALUES
+    within_unit = float(ref.min()) >= 0.0 and float(ref.max()) <= 1.0
+    if ref.shape[-1] > 1:
+        if classifier and ref.ndim == 2:
+            return CLASS_SCORES
+        if within_unit and np.all(np.abs(ref.sum(axis=-1) - 1.0) < SOFTMAX_SUM_TOLERANCE):
+            return CLASS_SCORES
+    return PROBABILITIES if within_unit else VALUES
 
 
 def _diff(ref, out):
@@ -88,12 +117,36 @@ def relative_l2_error(ref, out):
     return error / reference
 
 
-@metric("top1_agreement", classifier_only=True)
+@metric("max_error_over_range")
+def max_error_over_range(ref, out):
+    """The largest absolute error over the reference's peak-to-peak range: scale-free, and unlike SNR it
+    catches a single element gone wrong. A constant reference is measured against its magnitude instead."""
+    error = float(np.max(np.abs(_diff(ref, out)))) if ref.size else 0.0
+    scale = float(np.ptp(ref.astype(np.float64))) if ref.size else 0.0
+    if scale == 0:
+        scale = float(np.max(np.abs(ref.astype(np.float64)))) if ref.size else 0.0
+    if scale == 0:
+        return 0.0 if error == 0 else float("inf")
+    return error / scale
+
+
+@metric("decision_agreement", applies_to=(PROBABILITIES,))
+def decision_agreement(ref, out):
+    """Share of the original's clear decisions (probability at least DECISION_MARGIN away from 0.5) that the
+    artifact takes the same way; None when the original takes no clear decision."""
+    ref, out = ref.astype(np.float64).ravel(), out.astype(np.float64).ravel()
+    clear = np.abs(ref - DECISION_THRESHOLD) >= DECISION_MARGIN
+    if not np.any(clear):
+        return None
+    return float(np.mean((ref[clear] > DECISION_THRESHOLD) == (out[clear] > DECISION_THRESHOLD)))
+
+
+@metric("top1_agreement", applies_to=(CLASS_SCORES,))
 def top1_agreement(ref, out):
     return float(np.mean(np.argmax(ref, axis=-1) == np.argmax(out, axis=-1)))
 
 
-@metric("top5_agreement", classifier_only=True)
+@metric("top5_agreement", applies_to=(CLASS_SCORES,))
 def top5_agreement(ref, out):
     """Share of samples whose best class in the original is among the artifact's five best (top-5 accuracy,
     with the original's prediction as the label); None when there are five classes or fewer."""
@@ -105,8 +158,10 @@ def top5_agreement(ref, out):
     return float(np.mean(np.any(top5 == best[:, None], axis=-1)))
 
 
-def compare(ref: np.ndarray, out: np.ndarray, classifier: bool) -> dict[str, float]:
-    return {name: fn(ref, out) for name, (fn, classifier_only) in METRICS.items() if classifier or not classifier_only}
+def compare(ref: np.ndarray, out: np.ndarray, classifier: bool, kind: str | None = None) -> dict[str, float]:
+    """Every metric that applies to this output's kind (judged from `ref` unless given)."""
+    kind = kind or output_kind(ref, classifier)
+    return {name: fn(ref, out) for name, (fn, kinds) in METRICS.items() if kinds is None or kind in kinds}
 
 
 def error_histogram(ref: np.ndarray, out: np.ndarray, bins: int = 40) -> dict:

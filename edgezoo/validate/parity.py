@@ -20,6 +20,7 @@ class OutputParity:
     metrics: dict[str, float]
     violations: tuple[str, ...]
     histogram: dict | None = None  # of the signed error, for the HTML report's plots
+    kind: str | None = None  # metrics.output_kind: which decision metrics apply
 
     @property
     def passed(self) -> bool:
@@ -28,6 +29,7 @@ class OutputParity:
     def to_json(self) -> dict:
         return {
             "name": self.name,
+            "kind": self.kind,
             **self.metrics,
             "passed": self.passed,
             "violations": list(self.violations),
@@ -79,11 +81,12 @@ def compare_outputs(
         if ref.shape != out.shape:
             results.append(OutputParity(name, {}, (f"shape {out.shape} differs from the original's {ref.shape}",)))
             continue
-        values = metrics.compare(ref, out, classifier=classifier)
+        kind = metrics.output_kind(ref, classifier)
+        values = metrics.compare(ref, out, classifier=classifier, kind=kind)
         violations = tolerance.violations(values)
         if not np.all(np.isfinite(out)) and np.all(np.isfinite(ref)):
             violations.insert(0, f"{int(np.sum(~np.isfinite(out)))} non-finite values (NaN or Inf) where the original has none")
-        results.append(OutputParity(name, values, tuple(violations), metrics.error_histogram(ref, out)))
+        results.append(OutputParity(name, values, tuple(violations), metrics.error_histogram(ref, out), kind))
     return ParityReport(runtime, len(next(iter(reference.values()))), tuple(results), tolerance)
 
 

@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from edgezoo.converter.base import Artifact
+from edgezoo.validate.metrics import output_kind
 from edgezoo.targets.profile import Tolerance
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -97,17 +98,21 @@ def _manifest(folder: Path, artifact: Artifact, golden: GoldenSet) -> dict:
         "classifier": golden.classifier,
         "inputs": {name: golden.input_names.get(name, name) for name in sorted(golden.inputs)},
         "outputs": {name: golden.output_names.get(name, name) for name in sorted(golden.expected)},
+        # Which decision metrics apply to each output, as the host judged it from the same reference outputs.
+        "output_kinds": {name: output_kind(golden.expected[name], golden.classifier) for name in sorted(golden.expected)},
         **_measurable(golden.tolerance),
     }
 
 
 def _measurable(tolerance: Tolerance) -> dict:
     """The limits the device checks can measure, and the names of those they cannot (said in the report)."""
+    from edgezoo.targets.profile import LIMITS
+
     script = device_script()
-    measurable = {*script.METRICS, *script.CLASSIFIER_METRICS}
+    measurable = {*script.METRICS, *(name for kind in script.KIND_METRICS.values() for name in kind)}
     limits = {k: v for k, v in dataclasses.asdict(tolerance).items() if v is not None}
-    checked = {k: v for k, v in limits.items() if k.removeprefix("min_") in measurable}
-    return {"tolerance": checked, "not_checked": sorted(set(limits) - set(checked))}
+    checked = {k: v for k, v in limits.items() if LIMITS[k][0] in measurable}
+    return {"tolerance": checked, "limits": {k: list(LIMITS[k][:2]) for k in checked}, "not_checked": sorted(set(limits) - set(checked))}
 
 
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

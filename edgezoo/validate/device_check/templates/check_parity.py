@@ -67,25 +67,72 @@ def snr_db(ref, out):
     return float(min(SNR_CAP_DB, 10 * np.log10(signal / noise))) if signal > 0 else -SNR_CAP_DB
 
 
+def relative_l2_error(ref, out):
+    error = float(np.linalg.norm(_error(ref, out).ravel()))
+    reference = float(np.linalg.norm(ref.astype(np.float64).ravel()))
+    if reference == 0:
+        return 0.0 if error == 0 else float("inf")
+    return error / reference
+
+
+def max_error_over_range(ref, out):
+    """The largest absolute error over the reference's peak-to-peak range (its magnitude if constant)."""
+    error = float(np.max(np.abs(_error(ref, out))))
+    values = ref.astype(np.float64)
+    scale = float(values.max() - values.min()) or float(np.max(np.abs(values)))
+    if scale == 0:
+        return 0.0 if error == 0 else float("inf")
+    return error / scale
+
+
 def top1_agreement(ref, out):
     return float(np.mean(np.argmax(ref, axis=-1) == np.argmax(out, axis=-1)))
 
 
-METRICS = {"max_abs_error": max_abs_error, "mean_abs_error": mean_abs_error, "cosine": cosine, "snr_db": snr_db}
-CLASSIFIER_METRICS = {"top1_agreement": top1_agreement}
+def top5_agreement(ref, out):
+    """Share of samples whose best class in the original is among the artifact's five best; None for <= 5 classes."""
+    classes = ref.shape[-1]
+    if classes <= 5:
+        return None
+    best = np.argmax(ref.reshape(-1, classes), axis=-1)
+    top5 = np.argpartition(-out.reshape(-1, classes).astype(np.float64), 5, axis=-1)[:, :5]
+    return float(np.mean(np.any(top5 == best[:, None], axis=-1)))
 
 
-def violations(tolerance: dict, values: dict) -> list[str]:
-    """`min_X` limits a metric X from below; any other limit caps the metric of the same name."""
+DECISION_THRESHOLD, DECISION_MARGIN = 0.5, 0.05
+
+
+def decision_agreement(ref, out):
+    """Share of the original's clear decisions (|p - 0.5| >= 0.05) taken the same way; None if it takes none."""
+    ref, out = ref.astype(np.float64).ravel(), out.astype(np.float64).ravel()
+    clear = np.abs(ref - DECISION_THRESHOLD) >= DECISION_MARGIN
+    if not np.any(clear):
+        return None
+    return float(np.mean((ref[clear] > DECISION_THRESHOLD) == (out[clear] > DECISION_THRESHOLD)))
+
+
+METRICS = {"max_abs_error": max_abs_error, "mean_abs_error": mean_abs_error, "cosine": cosine, "snr_db": snr_db,
+           "relative_l2_error": relative_l2_error, "max_error_over_range": max_error_over_range}
+# Metrics for one kind of output only (the kind edgezoo read from the original's outputs, in tolerances.json).
+KIND_METRICS = {"class scores": {"top1_agreement": top1_agreement, "top5_agreement": top5_agreement}, "probabilities": {"decision_agreement": decision_agreement}}
+CLASSIFIER_METRICS = KIND_METRICS["class scores"]
+
+
+def violations(tolerance: dict, values: dict, limits: dict | None = None) -> list[str]:
+    """Each limit bounds a metric from below or above: `limits` maps limit -> [metric, "min"|"max"]; without
+    it, `min_X` bounds X from below and any other limit caps the metric of its own name."""
     found = []
     for limit, bound in tolerance.items():
-        metric = limit[len("min_"):] if limit.startswith("min_") else limit
-        if metric not in values:
-            continue  # not applicable to this output (top-1 on a non-classifier)
-        measured = values[metric]
-        if limit.startswith("min_") and not measured >= bound:  # written so that NaN fails
+        if limits and limit in limits:
+            metric, direction = limits[limit]
+        else:
+            metric, direction = (limit[len("min_"):], "min") if limit.startswith("min_") else (limit, "max")
+        measured = values.get(metric)
+        if measured is None:
+            continue  # not applicable to this output (top-1 on a regression head)
+        if direction == "min" and not measured >= bound:  # written so that NaN fails
             found.append(f"{metric} {measured:.6g} < {bound:g}")
-        elif not limit.startswith("min_") and not measured <= bound:
+        elif direction == "max" and not measured <= bound:
             found.append(f"{metric} {measured:.6g} > {bound:g}")
     return found
 
@@ -197,9 +244,10 @@ def check(manifest: dict, model_path: Path, inputs: dict, expected: dict) -> dic
     outputs = []
     for name in output_names:
         ref, out = expected[name], np.stack(produced[name])
-        metrics = dict(METRICS, **(CLASSIFIER_METRICS if manifest.get("classifier") else {}))
-        values = {metric: fn(ref, out) for metric, fn in metrics.items()}
-        problems = violations(manifest["tolerance"], values)
+        kind = (manifest.get("output_kinds") or {}).get(name, "class scores" if manifest.get("classifier") else "values")
+        metrics = dict(METRICS, **KIND_METRICS.get(kind, {}))
+        values = {metric: value for metric, fn in metrics.items() if (value := fn(ref, out)) is not None}
+        problems = violations(manifest["tolerance"], values, manifest.get("limits"))
         if not np.all(np.isfinite(out)) and np.all(np.isfinite(ref)):
             problems.insert(0, f"{int(np.sum(~np.isfinite(out)))} non-finite values (NaN or Inf)")
         outputs.append({"name": name, **values, "passed": not problems, "violations": problems})
@@ -244,7 +292,8 @@ def _describe(result: dict, manifest: dict) -> str:
         lines.append(f"FAILED: {result['error']}")
         return "\n".join(lines)
     for output in result["outputs"]:
-        figures = ", ".join(f"{key} {output[key]:.6g}" for key in (*METRICS, *CLASSIFIER_METRICS) if key in output)
+        names = (*METRICS, *(name for kind in KIND_METRICS.values() for name in kind))
+        figures = ", ".join(f"{key} {output[key]:.6g}" for key in names if output.get(key) is not None)
         mark = "ok" if output["passed"] else "FAIL: " + "; ".join(output["violations"])
         lines.append(f"  {output['name']}: {figures} -- {mark}")
     verdict = "PASSED" if result["passed"] else "FAILED"
