@@ -6,11 +6,15 @@ and writes a JSON result (and an .npz of outputs) to the paths the request names
 
     run:   quantise each input sample with the input tensor's parameters, invoke, dequantise outputs
     arena: the smallest tensor arena (bytes, to 16) with which the model loads and runs, by bisection
+
+Before each interpreter it builds, it writes ATTEMPT_MARKER to stderr, so that the parent can read TFLM's
+messages about the last attempt alone (TFLM prints them to stderr, and a crash leaves nothing else).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 
@@ -18,11 +22,15 @@ import numpy as np
 
 ALIGNMENT = 16  # TFLM aligns tensor buffers to 16 bytes
 MAX_ARENA = 1 << 30
+ATTEMPT_MARKER = "edgezoo-tflm-attempt"
 
 
 def _interpreter(model: bytes, arena_size: int):
     from tflite_micro.python.tflite_micro import runtime
 
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.write(2, f"{ATTEMPT_MARKER} arena={int(arena_size)}\n".encode())
     return runtime.Interpreter.from_bytes(model, arena_size=int(arena_size))
 
 
@@ -67,12 +75,13 @@ def run(model: bytes, arena_size: int, inputs: list[np.ndarray], num_outputs: in
 def _runs_with(model: bytes, arena_size: int, num_inputs: int) -> bool:
     try:
         interpreter = _interpreter(model, arena_size)
-        for position in range(num_inputs):
-            details = interpreter.get_input_details(position)
-            interpreter.set_input(np.zeros(details["shape"], details["dtype"]), position)
-        interpreter.invoke()
-    except RuntimeError:  # "TFLM failed to allocate tensors": the arena is too small
+    except RuntimeError:  # "TFLM failed to allocate tensors": the arena is too small (or a kernel refused in Prepare)
         return False
+    for position in range(num_inputs):
+        details = interpreter.get_input_details(position)
+        interpreter.set_input(np.zeros(details["shape"], details["dtype"]), position)
+    # Kernels take their memory in Prepare: a failure to invoke is a kernel's, which no arena mends, so it is raised.
+    interpreter.invoke()
     return True
 
 
