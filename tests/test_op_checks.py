@@ -4,6 +4,7 @@ before conversion where that can be decided and from TFLM's own message where on
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -15,9 +16,9 @@ import numpy as np
 import pytest
 
 from edgezoo.converter import converter_for, tfjs
-from edgezoo.converter.base import ConversionRequest, Quantization
+from edgezoo.converter.base import Artifact, ConversionRequest, Quantization
 from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
-from edgezoo.errors import TargetConstraintError
+from edgezoo.errors import RuntimeFailure, TargetConstraintError
 from edgezoo.targets import op_check, resolve_profile, tflm_ops
 from edgezoo.validate import check_parity
 from edgezoo.validate.runners import tflm
@@ -247,3 +248,28 @@ def test_the_table_holds_on_the_installed_tflm(tmp_path):
         log, conv = probe.probe(tf, "LOG", tmp_path), probe.probe(tf, "CONV_2D", tmp_path)
     assert log["int8"] == "float_only" and "INT8 != FLOAT32" in log["detail"]
     assert conv["int8"] == "int8"
+
+
+def test_the_arena_of_a_tiny_model_is_measured_although_smaller_arenas_crash_tflm(tmp_path):
+    """TFLM dereferences null (SIGSEGV) in FULLY_CONNECTED's Prepare when the arena cannot hold its temporaries;
+    each bisection attempt runs in a forked copy, so the search goes on."""
+    from edgezoo import _tf
+
+    tf = _tf.tf()
+    kernel = np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)
+    graph = tf.function(lambda x: tf.matmul(x, kernel), input_signature=[tf.TensorSpec((1, 16), tf.float32, name="x")])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([graph.get_concrete_function()], graph)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([np.random.default_rng(i).normal(size=(1, 16)).astype(np.float32)] for i in range(8))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    with _tf.quiet_native_output():
+        (tmp_path / "model.tflite").write_bytes(converter.convert())
+    output = read_flatbuffer((tmp_path / "model.tflite").read_bytes()).outputs[0].name
+    artifact = Artifact("tflite", tmp_path / "model.tflite", (tmp_path / "model.tflite",), Quantization.INT8, ("x",), (output,))
+    arena = tflm.measure_arena(artifact)
+    assert 256 < arena < 4096
+    inputs = {"x": np.zeros((1, 16), np.float32)}
+    assert tflm.run(dataclasses.replace(artifact, details={"arena_bytes": arena}), inputs)[output].shape == (1, 8)
+    with pytest.raises(RuntimeFailure, match=r"TFLM crashed \(SIGSEGV\)|failed to allocate"):
+        tflm.run(dataclasses.replace(artifact, details={"arena_bytes": arena // 2}), inputs)
