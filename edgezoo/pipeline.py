@@ -190,7 +190,7 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
     quantization = options.quantize or profile.quantization
     tolerance = profile.tolerance_for(quantization)
     request = conversion_request(profile, quantization, data)
-    target_model = prepare_model(model, profile, feedback.step)  # a fixed batch; ops the device lacks refused
+    target_model = prepare_model(model, profile, feedback.step, request, options.keep_float)  # a fixed batch; ops the device lacks refused
     with tree.staging(profile.name) as staging:
         check = lambda artifact: check_parity(  # noqa: E731
             artifact, profile.runtime, data.heldout, reference, classifier=model.is_classifier, tolerance=tolerance

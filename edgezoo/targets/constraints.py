@@ -1,9 +1,10 @@
 """What a target profile imposes around a conversion, driven only by the profile's keys.
 
 Before conversion (`prepare_model`): a fixed batch (`fixed_batch`), and the ops the device lacks
-(`op_set`), named with their layers. After conversion (`finish_artifact`): the ops again, the flash
-budget (`max_model_bytes`), the tensor arena measured on the runtime plus `arena_margin` and the RAM
-budget (`max_arena_bytes`), and the C sources for firmware (`emit_c_source`).
+(`op_set`) or runs in float only when the model is to be full-integer, named with their layers.
+After conversion (`finish_artifact`): the ops again, the flash budget (`max_model_bytes`), the tensor
+arena measured on the runtime plus `arena_margin` and the RAM budget (`max_arena_bytes`), and the C
+sources for firmware (`emit_c_source`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from edgezoo.converter.base import Artifact
+from edgezoo.converter.base import Artifact, ConversionRequest, Quantization
 from edgezoo.errors import TargetConstraintError
 from edgezoo.targets.profile import TargetProfile
 from edgezoo.zoo.base import LoadedModel
@@ -26,8 +27,13 @@ def _no_step(text: str) -> ContextManager:
     return contextlib.nullcontext()
 
 
-def prepare_model(model: LoadedModel, profile: TargetProfile, step: Step = _no_step) -> LoadedModel:
-    """The model as the target's converter should see it; refuses what the device cannot run."""
+def prepare_model(model: LoadedModel, profile: TargetProfile, step: Step = _no_step, request: ConversionRequest | None = None,
+                  keep_float: tuple[str, ...] = ()) -> LoadedModel:
+    """The model as the target's converter should see it; refuses what the device cannot run.
+
+    With the conversion's request, a full-integer (int8) model is also refused for ops the device runs in float
+    only, unless layers are kept in float (--keep-float), which only the converted model can tell.
+    """
     if profile.fixed_batch is not None:
         from edgezoo.targets.static_shape import fix_batch
 
@@ -36,8 +42,10 @@ def prepare_model(model: LoadedModel, profile: TargetProfile, step: Step = _no_s
     if profile.op_set is not None:
         from edgezoo.targets.op_check import check_before_conversion
 
-        with step(f"{profile.name}: checking the model's ops against {profile.op_set}"):
-            check_before_conversion(model, profile.op_set)
+        full_integer = request is not None and request.quantization is Quantization.INT8 and not keep_float
+        kernels = " and their int8 kernels" if full_integer else ""
+        with step(f"{profile.name}: checking the model's ops{kernels} against {profile.op_set} before conversion"):
+            check_before_conversion(model, profile.op_set, full_integer)
     return model
 
 
