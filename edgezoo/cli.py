@@ -128,6 +128,9 @@ def _add_convert(subparsers) -> None:
                         help="int8: leave this layer in float (a layer name as the report lists it); repeatable")
     parser.add_argument("--no-auto-fallback", dest="auto_fallback", action="store_false",
                         help="int8: do not move the worst layers back to float when parity misses the tolerance")
+    parser.add_argument("--input-shape", dest="input_shapes", action="append", metavar="NAME=D0,D1,...",
+                        help="fix an input's shape before conversion, batch first (e.g. image=1,48,64,3; just 1,48,64,3 for a "
+                        "model with one input); repeatable, overrides the profile's input_shapes")
     _zoo_access(parser)
     _common(parser)
     parser.set_defaults(handler=_run_convert)
@@ -284,6 +287,8 @@ def _add_bench(subparsers) -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs first (default: 5)")
     parser.add_argument("--threads", type=int, help="threads of the multi-threaded cases (default: every core)")
     parser.add_argument("--no-original", dest="original", action="store_false", help="do not measure the original in TensorFlow")
+    parser.add_argument("--input-shape", dest="input_shapes", action="append", metavar="NAME=D0,D1,...",
+                        help="measure on a random input of this shape (for inputs with dynamic dimensions); repeatable")
     _common(parser)
     parser.set_defaults(handler=_run_bench)
 

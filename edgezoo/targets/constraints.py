@@ -1,8 +1,8 @@
 """What a target profile imposes around a conversion, driven only by the profile's keys.
 
-Before conversion (`prepare_model`): a fixed batch (`fixed_batch`), and the ops the device lacks
-(`op_set`) or runs in float only when the model is to be full-integer, named with their layers.
-After conversion (`finish_artifact`): the ops again, the flash budget (`max_model_bytes`), the tensor
+Before conversion (`prepare_model`): fixed input shapes (`input_shapes`, `fixed_batch`, --input-shape), and
+the ops the device lacks (`op_set`) or runs in float only when the model is to be full-integer, named with their
+layers. After conversion (`finish_artifact`): the ops again, the flash budget (`max_model_bytes`), the tensor
 arena measured on the runtime plus `arena_margin` and the RAM budget (`max_arena_bytes`), and the C
 sources for firmware (`emit_c_source`).
 """
@@ -28,17 +28,26 @@ def _no_step(text: str) -> ContextManager:
 
 
 def prepare_model(model: LoadedModel, profile: TargetProfile, step: Step = _no_step, request: ConversionRequest | None = None,
-                  keep_float: tuple[str, ...] = ()) -> LoadedModel:
+                  keep_float: tuple[str, ...] = (), *, input_shapes=(), data=None) -> LoadedModel:
     """The model as the target's converter should see it; refuses what the device cannot run.
 
     With the conversion's request, a full-integer (int8) model is also refused for ops the device runs in float
     only, unless layers are kept in float (--keep-float), which only the converted model can tell.
-    """
-    if profile.fixed_batch is not None:
-        from edgezoo.targets.static_shape import fix_batch
 
-        with step(f"{profile.name}: fixing the batch dimension to {profile.fixed_batch}"):
-            model = fix_batch(model, profile.fixed_batch)
+    `input_shapes` (--input-shape) and the profile's input_shapes and fixed_batch fix input shapes; `data`, the
+    CalibrationSet, must fit them, and its shapes are what a refusal of dynamic dimensions suggests.
+    """
+    from edgezoo.targets import static_shape
+
+    given = static_shape.given_shapes(model, profile, input_shapes)
+    if given or profile.fixed_batch is not None:
+        shapes = static_shape.target_shapes(model, profile.name, fixed_batch=profile.fixed_batch, given=given,
+                                            data_shapes=data.sample_shapes if data is not None else None)
+        if data is not None:
+            static_shape.check_data_shapes(shapes, data, profile.name)
+        shown = ", ".join(f"{name} {static_shape.show(fixed.shape)}" for name, fixed in shapes.items())
+        with step(f"{profile.name}: fixing the input shapes ({shown})"):
+            model = static_shape.fix_shapes(model, {name: fixed.shape for name, fixed in shapes.items()})
     if profile.op_set is not None:
         from edgezoo.targets.op_check import check_before_conversion
 

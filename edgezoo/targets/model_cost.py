@@ -47,9 +47,9 @@ def _macs(op) -> int:
 def _cost(model: LoadedModel) -> dict:
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from edgezoo.targets.static_shape import traced_signature
+    from edgezoo.targets.static_shape import batch_shapes, traced_signature
 
-    _, concrete = traced_signature(model, 1)
+    _, concrete = traced_signature(model, batch_shapes(model, 1))
     parameters = sum(_elements(v.shape) for v in concrete.variables)
     with _tf.quiet_native_output():
         frozen = convert_variables_to_constants_v2(concrete)  # inlines the SavedModel's nested functions

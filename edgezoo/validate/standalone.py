@@ -107,7 +107,7 @@ def _inspect_tflite(path: Path) -> ArtifactInfo:
         runner = interpreter.get_signature_runner()
     except (ValueError, RuntimeError) as exc:
         raise CorruptModelError(f"{path} is not a .tflite model LiteRT can open with a signature: {exc}") from exc
-    shapes = lambda details: {name: tuple(int(d) for d in detail["shape"]) for name, detail in details.items()}  # noqa: E731
+    shapes = lambda details: {name: tuple(None if d < 0 else int(d) for d in detail["shape_signature"]) for name, detail in details.items()}  # noqa: E731
     tensors = interpreter.get_tensor_details()
     return ArtifactInfo(
         main=path,
@@ -288,7 +288,7 @@ def _copy_artifact(info: ArtifactInfo, kind: ArtifactKind, quantization: Quantiz
         input_names=tuple(info.inputs),
         output_names=tuple(info.outputs),
         ops=info.ops,
-        details={"made_by": "another tool"},
+        details={"made_by": "another tool", "input_shapes": {name: list(shape) for name, shape in info.inputs.items()}},
     )
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from edgezoo.converter.base import Artifact, layer_of
 from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
 from edgezoo.errors import CorruptModelError, RuntimeFailure, TargetConstraintError
+from edgezoo.validate.runners import check_sample_shape
 from edgezoo.validate.runners.tflm_child import ATTEMPT_MARKER
 
 RUNTIME = "tflm"
@@ -123,6 +124,8 @@ def run(artifact: Artifact, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarr
     missing = [io.name for io in summary.inputs if io.name not in inputs]
     if missing:
         raise RuntimeFailure(f"{artifact.path} takes inputs {', '.join(missing)}, which were not given.")
+    for io in summary.inputs:  # TFLM has static shapes only: the samples must have the artifact's
+        check_sample_shape(artifact.path, io.name, io.shape_signature, inputs[io.name])
     arena = artifact.details.get("arena_bytes") or DEFAULT_ARENA_BYTES
     with tempfile.TemporaryDirectory(prefix="edgezoo-tflm-") as folder:
         workdir = Path(folder)
