@@ -38,7 +38,7 @@ class ConvertOptions:
     prune: float | None = None  # target sparsity (0..1) of magnitude pruning, fine-tuned by distillation
     keep_float: tuple[str, ...] = ()  # layers left in float in full-integer models
     auto_fallback: bool = True  # int8: move the worst layers back to float until parity passes
-    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input-shape: (input name or "" for a lone input, shape) fixed before conversion
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input-shape: (input name, "" for a lone input; shape), fixed first
 
     def load_options(self, progress=None):
         """The zoo's share of these options (edgezoo.zoo.LoadOptions); progress reports downloads."""

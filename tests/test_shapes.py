@@ -8,6 +8,7 @@ microcontroller refuses it with the --input-shape that matches the data, and run
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -77,6 +78,10 @@ def test_dynamic_model_converts_for_phone_phone_int8_onnx_and_a_fixed_profile(fc
     assert _input_signature(by_name["phone-fixed"].artifact.path) == [1, 16, 24, 3]
     assert by_name["phone"].report["artifact"]["input_shapes"] == {"image": [None, None, None, 3]}
     assert by_name["phone-fixed"].report["artifact"]["input_shapes"] == {"image": [1, 16, 24, 3]}
+    # MACs exist for a size: none for the dynamic artifact, 16*24*(6*27 + 6*54 + 6) for the fixed one.
+    assert by_name["phone"].report["footprint"]["macs"] is None and "dynamic" in by_name["phone"].report["footprint"]["note"]
+    assert by_name["phone-fixed"].report["footprint"]["macs"] == 16 * 24 * (6 * 27 + 6 * 54 + 6)
+    assert by_name["phone"].report["footprint"]["parameter_count"] == 505
     # The quantisation debugger ran on the dynamic model (its per-layer error, each layer of the net).
     layers = {layer["layer"] for layer in by_name["phone-int8"].report["quantization_debug"]["layers"]}
     assert {"fcn/conv1", "fcn/conv2", "fcn/mask"} <= layers
@@ -121,7 +126,7 @@ def test_quantisation_debugger_on_the_dynamic_model(fcn):
     layers, nodes = layer_errors(model, request)
     assert layers and all(layer.relative_rmse > 0 for layer in layers)
     kept = resolve_layers(("conv2",), nodes)
-    flatbuffer = selective_quantize(model, ConversionRequest(quantization=Quantization.INT8, calibration=request.calibration, keep_float=kept))
+    flatbuffer = selective_quantize(model, dataclasses.replace(request, keep_float=kept))
     rng = np.random.default_rng(2)
     small, large = _task(rng, 2, 16, 24)[0], _task(rng, 1, 48, 64)[0]
     (out,) = _run_tflite(flatbuffer, [[small[:1]], [small[1:]]])

@@ -345,8 +345,9 @@ def synthetic(model, *, seed: int = 0, count: int = 64, shapes: dict[str, tuple[
         given = (shapes or {}).get(spec.name)
         shape = tuple(given[1:]) if given else tuple(1 if d is None else d for d in spec.shape[1:])
         if not given and None in spec.shape[1:]:
-            warnings.append(f"input '{spec.name}' has dynamic dimensions [{', '.join('?' if d is None else str(d) for d in spec.shape)}]; "
-                            f"the random samples give them size 1 ({[count, *shape]}). Fix the size with --input-shape {spec.name}=1,... or give --calibration data.")
+            shown = ", ".join("?" if d is None else str(d) for d in spec.shape)
+            warnings.append(f"input '{spec.name}' has dynamic dimensions [{shown}]; the random samples give them size 1 "
+                            f"({[count, *shape]}). Fix the size with --input-shape {spec.name}=1,... or give --calibration data.")
         if np.dtype(spec.dtype).kind == "f":
             arrays[spec.name] = rng.standard_normal((count, *shape)).astype(spec.dtype)
         else:

@@ -34,6 +34,11 @@ def as_flag(name: str, shape: Shape) -> str:
     return f"{FLAG} {name}={','.join(map(str, shape))}"
 
 
+def flag_to_fill(name: str, shape, batch: int = 1) -> str:
+    """The --input-shape a user completes: (None, None, None, 3) -> `--input-shape image=1,D,D,3`."""
+    return f"{FLAG} {name}=" + ",".join([str(batch)] + ["D" if d is None else str(d) for d in shape[1:]])
+
+
 # --- what the user asks for ---------------------------------------------------------------------
 
 
@@ -182,8 +187,7 @@ def _dynamic_refusal(model: LoadedModel, target: str, batch: int, dynamic: list[
         table = ", ".join(f"{name} = [{', '.join(map(str, (batch, *shape)))}]" for name, shape in seen.items())
         return text + (f"The calibration data has one fixed shape: use {flags} (the shape of the calibration data), or "
                        f"input_shapes = {{ {table} }} in a profile that extends {target}.")
-    flags = " ".join(f"{FLAG} {spec.name}=" + ",".join([str(batch)] + ["D" if d is None else str(d) for d in spec.shape[1:]])
-                     for spec in dynamic)
+    flags = " ".join(flag_to_fill(spec.name, spec.shape, batch) for spec in dynamic)
     return text + f"Fix the size the device will feed with {flags} (each D a size), and give calibration data of that size."
 
 

@@ -136,7 +136,7 @@ def bench(artifact: str | Path, options: BenchOptions | None = None, step=None) 
 def _sample(path: Path, info, input_shapes=()) -> dict[str, np.ndarray]:
     """One input sample keyed by the artifact's tensor names: random of the --input-shape sizes when given, else the first
     golden input when a bundle is beside it, else random of the artifact's static shapes."""
-    from edgezoo.targets.static_shape import FLAG, check_against, show
+    from edgezoo.targets.static_shape import check_against, flag_to_fill, show
 
     given = {name: fixed.shape for name, fixed in check_against(str(path), info.inputs, input_shapes).items()}
     for folder in (path.parent, path.parent.parent):
@@ -146,10 +146,11 @@ def _sample(path: Path, info, input_shapes=()) -> dict[str, np.ndarray]:
             if (manifest_path.parent / manifest["model"]).resolve() == path:
                 with np.load(manifest_path.parent / "golden_inputs.npz") as golden:
                     return {manifest["inputs"][name]: golden[name][:1] for name in golden.files}
-    dynamic = [f"'{name}' {show(shape)}" for name, shape in info.inputs.items() if name not in given and None in shape[1:]]
+    dynamic = {name: shape for name, shape in info.inputs.items() if name not in given and None in shape[1:]}
     if dynamic:
-        raise UsageError(f"{path} has inputs with dynamic dimensions ({', '.join(dynamic)}) and no golden inputs beside it; "
-                         f"give the size to measure with {FLAG} NAME=1,D1,... (batch first).")
+        raise UsageError(f"{path} has inputs with dynamic dimensions ({', '.join(f'{n!r} {show(s)}' for n, s in dynamic.items())}) "
+                         f"and no golden inputs beside it; give the size to measure: "
+                         f"{' '.join(flag_to_fill(n, s) for n, s in dynamic.items())} (each D a size).")
     rng = np.random.default_rng(0)
     shapes = {name: given.get(name, (1, *shape[1:])) for name, shape in info.inputs.items()}
     return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
