@@ -193,7 +193,8 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
     tolerance = profile.tolerance_for(quantization)
     request = conversion_request(profile, quantization, data)
     # Fixed input shapes (--input-shape, the profile's input_shapes and fixed_batch); ops the device lacks refused.
-    target_model = prepare_model(model, profile, feedback.step, request, options.keep_float, input_shapes=options.input_shapes, data=data)
+    target_model = prepare_model(model, profile, feedback.step, request, options.keep_float,
+                                 input_shapes=options.input_shapes, data=data)
     with tree.staging(profile.name) as staging:
         check = lambda artifact: check_parity(  # noqa: E731
             artifact, profile.runtime, data.heldout, reference, classifier=model.is_classifier, tolerance=tolerance

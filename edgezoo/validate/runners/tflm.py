@@ -79,7 +79,8 @@ def _dynamic_hint(summary) -> str:
         return ""
     return (
         f" The model has dynamic dimensions ({', '.join(dynamic)}), which TFLM does not support: "
-        "convert it with a fixed batch (a profile with fixed_batch = 1, such as microcontroller)."
+        "convert it with static shapes (a profile with fixed_batch = 1, such as microcontroller, and --input-shape for "
+        "the other dynamic dimensions)."
     )
 
 
