@@ -252,25 +252,13 @@ def fix_batch(model: LoadedModel, batch: int) -> LoadedModel:
 TENSOR_LIST_OPS = frozenset({"TensorListReserve", "TensorListFromTensor", "TensorListStack", "TensorListSetItem", "TensorListGetItem"})
 
 
-def graph_op_names(model: LoadedModel) -> frozenset[str]:
-    """Every op type in the SavedModel's graph and function library, read from saved_model.pb (nothing is traced)."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel()
-    proto.ParseFromString((model.saved_model_dir / "saved_model.pb").read_bytes())
-    names = set()
-    for graph in proto.meta_graphs:
-        names.update(node.op for node in graph.graph_def.node)
-        for function in graph.graph_def.library.function:
-            names.update(node.op for node in function.node_def)
-    return frozenset(names)
-
-
 def tflite_needs_static_batch(model: LoadedModel) -> str | None:
     """Why a TFLite conversion of this model needs its batch fixed to 1 first, or None."""
     if not any(spec.shape and spec.shape[0] is None for spec in model.inputs):
         return None
-    found = sorted(graph_op_names(model) & TENSOR_LIST_OPS)
+    from edgezoo.zoo.base import graph_op_names
+
+    found = sorted(graph_op_names(model.saved_model_dir) & TENSOR_LIST_OPS)
     if not found:
         return None
     return (f"its graph holds {', '.join(found)} (a recurrent layer), which the TFLite converter lowers to builtin ops "
