@@ -1,0 +1,282 @@
+"""The corpus matrix: every corpus model converted for every built-in target; and the measurements tolerances come from.
+
+    .venv/bin/python scripts/corpus_matrix.py                    # docs/corpus-matrix.json and the matrix table in docs/corpus.md
+    .venv/bin/python scripts/corpus_matrix.py --write-expected   # also rewrites the expected verdicts tests/test_corpus_matrix.py checks
+    .venv/bin/python scripts/corpus_matrix.py --section before   # writes the table into the "before" section instead
+    .venv/bin/python scripts/corpus_matrix.py --measure          # every quantisation on every runtime: docs/corpus-measurements.json
+    .venv/bin/python scripts/corpus_matrix.py --models gesture-lstm --targets onnx phone   # a part (printed, nothing written)
+
+The matrix converts through the public API (`edgezoo.convert`), one target at a time, calibrated on the model's
+data.npz with about 40 inputs held out; each cell records its verdict (pass, parity-fail, refused: exit 3,
+error: exit 2 or 4, with the error's first line), exit code, size and every metric of every output.
+
+--measure converts each model for each quantisation x runtime through user profiles written to a temporary
+folder (`extends` a built-in profile, its `quantization`, limits no output can miss, no float fallback), so the
+figures come from the real pipeline with verdicts ignored; it re-runs each artifact on the held-out inputs for
+the decision metrics the pipeline does not compute yet (agreement of thresholded sigmoid outputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's edgezoo and tests, not an installed copy
+
+import numpy as np  # noqa: E402
+
+from tests import corpus  # noqa: E402
+
+MATRIX_JSON = REPO / "docs" / "corpus-matrix.json"
+MEASURE_JSON = REPO / "docs" / "corpus-measurements.json"
+
+# (label, quantisation, runtime, built-in profile it extends, extra profile keys): every runtime that takes each quantisation.
+MEASUREMENTS = (
+    ("float32 litert", "float32", "litert", "phone", {}),
+    ("float32 onnxruntime", "float32", "onnxruntime", "onnx", {}),
+    ("float32 tfjs-node", "float32", "tfjs-node", "browser", {"runtime": "tfjs-node"}),
+    ("float32 tfjs-browser", "float32", "tfjs-browser", "browser", {}),
+    ("float16 litert", "float16", "litert", "phone", {}),
+    ("float16 onnxruntime", "float16", "onnxruntime", "onnx", {}),
+    ("float16 tfjs-node", "float16", "tfjs-node", "browser", {"runtime": "tfjs-node"}),
+    ("float16 tfjs-browser", "float16", "tfjs-browser", "browser", {}),
+    ("dynamic-int8 litert", "dynamic-int8", "litert", "phone", {}),
+    ("dynamic-int8 tfjs-node", "dynamic-int8", "tfjs-node", "browser", {"runtime": "tfjs-node"}),
+    ("int8 litert, float I/O", "int8", "litert", "phone", {"integer_io": False}),
+    ("int8 litert, int8 I/O", "int8", "litert", "phone", {"integer_io": True}),
+    ("int8 tflm", "int8", "tflm", "microcontroller", {}),
+    ("int16x8 litert", "int16x8", "litert", "phone", {}),
+)
+# Limits no output can miss, for every limit a built-in profile may set: the measure mode ignores verdicts.
+NO_LIMITS = {"max_abs_error": 1e30, "min_cosine": -1.0, "min_snr_db": -300.0, "min_top1_agreement": 0.0}
+
+
+# --- the matrix ----------------------------------------------------------------------------------------------
+
+
+def run_matrix(models: list[str], targets: list[str], out: Path) -> list[corpus.Cell]:
+    cells = []
+    for name in models:
+        for target in targets:
+            cell, _ = corpus.convert_cell(name, target, out)
+            snr = f", worst SNR {cell.worst_snr_db:.1f} dB" if cell.worst_snr_db is not None else ""
+            print(f"{name} x {target}: {cell.verdict} (exit {cell.exit_code}){snr} in {cell.seconds:.1f} s"
+                  + (f"\n    {cell.reason[:300]}" if cell.reason else ""), flush=True)
+            cells.append(cell)
+    return cells
+
+
+def _size(size: int | None) -> str:
+    return "" if size is None else f"{size / 1024:.1f} KiB"
+
+
+def matrix_table(cells: list[corpus.Cell], targets: list[str]) -> str:
+    """Model x target: verdict, worst SNR, size; then the reason of every cell that did not pass."""
+    by_cell = {(c.model, c.target): c for c in cells}
+    models = list(dict.fromkeys(c.model for c in cells))
+    lines = ["| model | " + " | ".join(targets) + " |", "| --- |" + " --- |" * len(targets)]
+    for model in models:
+        row = []
+        for target in targets:
+            cell = by_cell[(model, target)]
+            parts = [cell.verdict if cell.verdict == "pass" else f"**{cell.verdict}** ({cell.exit_code})"]
+            if cell.worst_snr_db is not None:
+                parts.append(f"{cell.worst_snr_db:.1f} dB")
+            if cell.size_bytes is not None:
+                parts.append(_size(cell.size_bytes))
+            row.append(", ".join(parts))
+        lines.append(f"| {model} | " + " | ".join(row) + " |")
+    failures = [c for c in cells if c.verdict != "pass"]
+    if failures:
+        lines += ["", "Why the other cells did not pass (first line of the error, or the parity summary):", ""]
+        lines += [f"- {c.model} x {c.target}: {_one_line(c.reason)}" for c in failures]
+    return "\n".join(lines)
+
+
+def _one_line(text: str | None, limit: int = 400) -> str:
+    text = " ".join((text or "").split()).replace("|", "/")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- the measurements ------------------------------------------------------------------------------------------
+
+
+def write_profiles(folder: Path) -> dict[str, Path]:
+    """One user profile per measurement: `extends` its built-in profile, with that quantisation and NO_LIMITS."""
+    paths = {}
+    for index, (label, quantization, _runtime, base, extra) in enumerate(MEASUREMENTS):
+        lines = [f'extends = "{base}"', f'quantization = "{quantization}"']
+        lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
+        lines += ["", f"[tolerances.{quantization}]"] + [f"{key} = {value!r}" for key, value in NO_LIMITS.items()]
+        path = folder / f"m{index:02d}-{quantization}-{label.split()[1].strip(',')}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        paths[label] = path
+    return paths
+
+
+def decision_metrics(name: str, artifact, runtime: str, kinds: dict[str, str]) -> dict[str, dict]:
+    """The artifact re-run on the held-out inputs: agreement of thresholded sigmoid outputs, top-1 agreement of every
+    softmax output, and max|err| to check that the re-run saw what the pipeline saw."""
+    from edgezoo.validate.runners import runner_for
+
+    reference = corpus.reference_outputs(name)
+    candidate = runner_for(runtime).run(artifact, corpus.heldout_inputs(name))
+    found = {}
+    for output, ref in reference.items():
+        out = candidate[output].astype(np.float64)
+        figures = {"rerun_max_abs_error": float(np.max(np.abs(out - ref)))}
+        if kinds[output] == "sigmoid":
+            figures["threshold_agreement"] = float(np.mean((ref > 0.5) == (out > 0.5)))
+        if kinds[output] == "softmax":  # also where the model is no classifier (box-regressor's class scores)
+            figures["top1_agreement"] = float(np.mean(np.argmax(ref, -1) == np.argmax(out, -1)))
+        found[output] = figures
+    return found
+
+
+def run_measurements(models: list[str], out: Path) -> list[dict]:
+    profiles = write_profiles(out)
+    rows = []
+    for name in models:
+        kinds = {o["name"]: o["kind"] for o in corpus.corpus_model(name).meta["outputs"]}
+        for label, quantization, runtime, _base, _extra in MEASUREMENTS:
+            cell, done = corpus.convert_cell(name, str(profiles[label]), out / "converted", auto_fallback=False)
+            row = {"measurement": label, "quantization": quantization, "runtime": runtime, **cell.to_json()}
+            if done is not None and not cell.details.get("runtime_error"):
+                for output, figures in decision_metrics(name, done.artifact, runtime, kinds).items():
+                    row["outputs"][output].update(figures)
+            snr = f"worst SNR {cell.worst_snr_db:.1f} dB" if cell.worst_snr_db is not None else cell.verdict
+            print(f"{name} | {label}: {snr} ({cell.seconds:.1f} s)" + (f"\n    {cell.reason[:300]}" if cell.verdict != "pass" else ""),
+                  flush=True)
+            rows.append(row)
+    return rows
+
+
+def _worst(row: dict, metric: str, worst=min):
+    values = [o[metric] for o in row["outputs"].values() if o.get(metric) is not None and math.isfinite(o[metric])]
+    return worst(values) if values else None
+
+
+# Columns of the summary: (heading, metric, worst of a model's outputs, worse of two models, format).
+SUMMARY_COLUMNS = (
+    ("SNR dB", "snr_db", min, min, "{:.1f}"),
+    ("max abs err / range", "max_abs_error_over_range", max, max, "{:.2e}"),
+    ("cosine", "cosine", min, min, "{:.7f}"),
+    ("top-1 (softmax outputs)", "top1_agreement", min, min, "{:.3f}"),
+    ("thresholded sigmoid agreement", "threshold_agreement", min, min, "{:.4f}"),
+)
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """Per measurement: median and worst over the models of each model's worst output, and which models did not run."""
+    found = []
+    for label, *_ in MEASUREMENTS:
+        measured = [r for r in rows if r["measurement"] == label]
+        ran = [r for r in measured if r["outputs"] and not r["details"].get("runtime_error")]
+        entry = {"measurement": label, "models_run": len(ran), "models": len(measured),
+                 "not_run": {r["model"]: f"{r['verdict']} ({r['exit_code']}): {_one_line(r['reason'], 160)}" for r in measured if r not in ran}}
+        for heading, metric, worst_output, worst_model, _fmt in SUMMARY_COLUMNS:
+            per_model = {r["model"]: _worst(r, metric, worst_output) for r in ran}
+            values = [v for v in per_model.values() if v is not None]
+            entry[metric] = {"median": statistics.median(values) if values else None,
+                             "worst": worst_model(values) if values else None,
+                             "worst_model": next((m for m, v in per_model.items() if values and v == worst_model(values)), None),
+                             "per_model": per_model}
+        found.append(entry)
+    return found
+
+
+def summary_table(entries: list[dict]) -> str:
+    headings = [c[0] for c in SUMMARY_COLUMNS]
+    lines = ["| quantisation, runtime | models run | " + " | ".join(f"{h}: median / worst" for h in headings) + " |",
+             "| --- | --- |" + " --- |" * len(headings)]
+    for entry in entries:
+        cells = []
+        for _heading, metric, _wo, _wm, fmt in SUMMARY_COLUMNS:
+            figures = entry[metric]
+            cells.append("-" if figures["median"] is None else f"{fmt.format(figures['median'])} / {fmt.format(figures['worst'])} ({figures['worst_model']})")
+        lines.append(f"| {entry['measurement']} | {entry['models_run']}/{entry['models']} | " + " | ".join(cells) + " |")
+    not_run = [(e["measurement"], model, why) for e in entries for model, why in e["not_run"].items()]
+    if not_run:
+        lines += ["", "Not measured (the conversion or the runtime failed):", ""]
+        lines += [f"- {label}, {model}: {why}" for label, model, why in not_run]
+    return "\n".join(lines)
+
+
+# --- output ----------------------------------------------------------------------------------------------------
+
+
+def provenance() -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    from edgezoo.reports.json_report import tool_versions
+
+    return {"commit": git("rev-parse", "--short", "HEAD"), "edgezoo_changed_since_commit": bool(git("status", "--porcelain", "edgezoo")),
+            "heldout_per_model": corpus.HELDOUT, "tools": tool_versions()}
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(_finite(data), indent=1, allow_nan=False) + "\n")
+
+
+def update_doc(**sections: str) -> None:
+    text = corpus.CORPUS_DOC.read_text()
+    for marker, content in sections.items():
+        text = corpus.rewrite_section(text, marker.replace("_", "-"), content)
+    corpus.CORPUS_DOC.write_text(text)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", help="corpus models (default: all); with a part, nothing is written")
+    parser.add_argument("--targets", nargs="+", help=f"targets (default: {' '.join(corpus.BUILTIN_TARGETS)})")
+    parser.add_argument("--measure", action="store_true", help="every quantisation x runtime, verdicts ignored")
+    parser.add_argument("--write-expected", action="store_true", help="rewrite the expected-verdict table from this run")
+    parser.add_argument("--section", default="matrix", choices=("matrix", "before"), help="the docs/corpus.md section for the table")
+    args = parser.parse_args(argv)
+    models, targets = args.models or corpus.names(), args.targets or list(corpus.BUILTIN_TARGETS)
+    whole = args.models is None and args.targets is None
+    from edgezoo import _tf
+
+    _tf.configure_environment()
+    with tempfile.TemporaryDirectory(prefix="corpus-matrix-") as scratch:
+        if args.measure:
+            rows = run_measurements(models, Path(scratch))
+            entries = summary(rows)
+            table = summary_table(entries)
+            print("\n" + table)
+            if whole:
+                write_json(MEASURE_JSON, {**provenance(), "measurements": [m[0] for m in MEASUREMENTS], "summary": entries, "rows": rows})
+                update_doc(**{f"{args.section}_measure": table})
+            return 0
+        cells = run_matrix(models, targets, Path(scratch))
+    table = matrix_table(cells, targets)
+    print("\n" + table)
+    if whole:
+        path = MATRIX_JSON if args.section == "matrix" else MATRIX_JSON.with_name("corpus-matrix-before.json")
+        write_json(path, {**provenance(), "targets": targets, "cells": [c.to_json() for c in cells]})
+        update_doc(**{args.section: table}, **({"expected": corpus.expected_table(cells)} if args.write_expected else {}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
