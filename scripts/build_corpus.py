@@ -196,16 +196,15 @@ def main(argv=None) -> int:
         # otherwise depend on which models were built before it in the same run.
         for name in names:
             subprocess.run([sys.executable, __file__, name, "--out", str(args.out)], check=True)
-        if args.out.resolve() == CORPUS_DIR.resolve():
-            CORPUS_DOC.write_text(rewrite_section(CORPUS_DOC.read_text(), "models", models_table()))
-        return 0
-    tf = _tf.tf()
-    tf.config.experimental.enable_op_determinism()
-    for name in names:
-        meta = build(corpus_models.MODELS[name], args.out)
+    else:
+        tf = _tf.tf()
+        tf.config.experimental.enable_op_determinism()
+        meta = build(corpus_models.MODELS[names[0]], args.out)
         scores = ", ".join(f"{e['output']} {e['score']} {e['value']:.3f} (trivial {e['baseline']:.3f})" for e in meta["evaluation"])
-        print(f"{name}: {meta['parameters']:,} parameters, {meta['saved_model_bytes']:,} B saved model, {meta['data']['bytes']:,} B data; "
-              f"{scores}; digest {tree_digest(args.out / name)}", flush=True)
+        print(f"{names[0]}: {meta['parameters']:,} parameters, {meta['saved_model_bytes']:,} B saved model, {meta['data']['bytes']:,} B data; "
+              f"{scores}; digest {tree_digest(args.out / names[0])}", flush=True)
+    if args.out.resolve() == CORPUS_DIR.resolve():
+        CORPUS_DOC.write_text(rewrite_section(CORPUS_DOC.read_text(), "models", models_table()))
     return 0
 
 

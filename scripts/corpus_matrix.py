@@ -19,9 +19,11 @@ the decision metrics the pipeline does not compute yet (agreement of thresholded
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -60,19 +62,80 @@ MEASUREMENTS = (
 NO_LIMITS = {"max_abs_error": 1e30, "min_cosine": -1.0, "min_snr_db": -300.0, "min_top1_agreement": 0.0}
 
 
+# --- running cells: one child process per model, so that a runtime that aborts the process costs one cell -----------
+
+
+def run_job(job: dict, scratch: Path) -> dict:
+    """One cell (a `job` of run_cells) in this process: its row, the Cell's fields plus the job's."""
+    name, measurement = job["model"], job.get("measurement")
+    cell, done = corpus.convert_cell(name, job["target"], scratch / "converted", **job.get("options", {}))
+    row = {**job, **cell.to_json()}
+    if measurement and done is not None and not cell.details.get("runtime_error"):
+        kinds = {o["name"]: o["kind"] for o in corpus.corpus_model(name).meta["outputs"]}
+        for output, figures in decision_metrics(name, done.artifact, done.parity.runtime, kinds).items():
+            row["outputs"][output].update(figures)
+        if done.artifact.format == "tflite":
+            row["details"]["integer_weight_tensors"] = integer_weight_tensors(done.artifact.path)
+    snr = f", worst SNR {cell.worst_snr_db:.1f} dB" if cell.worst_snr_db is not None else ""
+    print(f"{name} | {measurement or job['target']}: {cell.verdict} (exit {cell.exit_code}){snr} in {cell.seconds:.1f} s"
+          + (f"\n    {_one_line(cell.reason, 300)}" if cell.reason else ""), flush=True)
+    return row
+
+
+def _read_rows(path: Path) -> tuple[list[dict], list[str]]:
+    """(finished rows, keys started) from a child's rows file (one JSON object a line)."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [line for line in lines if "verdict" in line], [line["started"] for line in lines if "started" in line]
+
+
+def _append(path: Path, record: dict) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(_finite(record)) + "\n")
+
+
+def run_child(jobs_path: Path, rows_path: Path) -> int:
+    """The child: every job of its file not yet in the rows file, each announced before it starts."""
+    jobs = json.loads(jobs_path.read_text())
+    finished = {row["key"] for row in _read_rows(rows_path)[0]}
+    for job in jobs:
+        if job["key"] not in finished:
+            _append(rows_path, {"started": job["key"]})
+            _append(rows_path, run_job(job, jobs_path.parent))
+    return 0
+
+
+def run_cells(jobs: list[dict], scratch: Path) -> list[dict]:
+    """Every job (key, model, target, options, measurement), a child process per model. A child that dies (LiteRT
+    and TFLM abort the process on some models) leaves its current cell as a `crash` row; a new child goes on."""
+    rows = []
+    for name in dict.fromkeys(job["model"] for job in jobs):
+        model_jobs = [job for job in jobs if job["model"] == name]
+        jobs_path, rows_path = scratch / f"{name}.jobs.json", scratch / f"{name}.rows.jsonl"
+        jobs_path.write_text(json.dumps(model_jobs))
+        while len(_read_rows(rows_path)[0]) < len(model_jobs):
+            done = subprocess.run([sys.executable, __file__, "--child", str(jobs_path), str(rows_path)])
+            finished, started = _read_rows(rows_path)
+            if done.returncode == 0:
+                continue
+            crashed = next(job for job in model_jobs if job["key"] == started[-1])
+            died = f"signal {signal.Signals(-done.returncode).name}" if done.returncode < 0 else f"exit code {done.returncode}"
+            cell = corpus.Cell(name, crashed["target"], "crash", 128 - done.returncode if done.returncode < 0 else done.returncode,
+                               f"the process died ({died}) while converting or checking: no report, no exit code of edgezoo's own")
+            print(f"{name} | {crashed.get('measurement') or crashed['target']}: crash ({died})", flush=True)
+            _append(rows_path, {**crashed, **cell.to_json()})
+        rows += _read_rows(rows_path)[0]
+    return rows
+
+
+def cell_of(row: dict) -> corpus.Cell:
+    return corpus.Cell(**{f.name: row[f.name] for f in dataclasses.fields(corpus.Cell)})
+
+
 # --- the matrix ----------------------------------------------------------------------------------------------
 
 
-def run_matrix(models: list[str], targets: list[str], out: Path) -> list[corpus.Cell]:
-    cells = []
-    for name in models:
-        for target in targets:
-            cell, _ = corpus.convert_cell(name, target, out)
-            snr = f", worst SNR {cell.worst_snr_db:.1f} dB" if cell.worst_snr_db is not None else ""
-            print(f"{name} x {target}: {cell.verdict} (exit {cell.exit_code}){snr} in {cell.seconds:.1f} s"
-                  + (f"\n    {cell.reason[:300]}" if cell.reason else ""), flush=True)
-            cells.append(cell)
-    return cells
+def matrix_jobs(models: list[str], targets: list[str]) -> list[dict]:
+    return [{"key": f"{name} x {target}", "model": name, "target": target} for name in models for target in targets]
 
 
 def _size(size: int | None) -> str:
@@ -142,22 +205,19 @@ def decision_metrics(name: str, artifact, runtime: str, kinds: dict[str, str]) -
     return found
 
 
-def run_measurements(models: list[str], out: Path) -> list[dict]:
-    profiles = write_profiles(out)
-    rows = []
-    for name in models:
-        kinds = {o["name"]: o["kind"] for o in corpus.corpus_model(name).meta["outputs"]}
-        for label, quantization, runtime, _base, _extra in MEASUREMENTS:
-            cell, done = corpus.convert_cell(name, str(profiles[label]), out / "converted", auto_fallback=False)
-            row = {"measurement": label, "quantization": quantization, "runtime": runtime, **cell.to_json()}
-            if done is not None and not cell.details.get("runtime_error"):
-                for output, figures in decision_metrics(name, done.artifact, runtime, kinds).items():
-                    row["outputs"][output].update(figures)
-            snr = f"worst SNR {cell.worst_snr_db:.1f} dB" if cell.worst_snr_db is not None else cell.verdict
-            print(f"{name} | {label}: {snr} ({cell.seconds:.1f} s)" + (f"\n    {cell.reason[:300]}" if cell.verdict != "pass" else ""),
-                  flush=True)
-            rows.append(row)
-    return rows
+def integer_weight_tensors(path: Path) -> int:
+    """How many constant tensors of a .tflite are int8: none in a dynamic-int8 model means TFLite kept every weight
+    in float (it leaves weights of fewer than 1,024 elements alone), so the model measures float32, not dynamic-int8."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_path=str(path)).get_tensor_details()
+    return sum(1 for d in details if d["dtype"] == np.int8 and d["quantization_parameters"]["scales"].size and "pseudo_q" in d["name"])
+
+
+def measure_jobs(models: list[str], profiles: dict[str, Path]) -> list[dict]:
+    return [{"key": f"{name} | {label}", "model": name, "target": str(profiles[label]), "options": {"auto_fallback": False},
+             "measurement": label, "quantization": quantization, "runtime": runtime}
+            for name in models for label, quantization, runtime, _base, _extra in MEASUREMENTS]
 
 
 def _worst(row: dict, metric: str, worst=min):
@@ -165,14 +225,25 @@ def _worst(row: dict, metric: str, worst=min):
     return worst(values) if values else None
 
 
-# Columns of the summary: (heading, metric, worst of a model's outputs, worse of two models, format).
+# Columns of the summary: (heading, metric, worst of a model's outputs, worse of two models, shown as).
 SUMMARY_COLUMNS = (
-    ("SNR dB", "snr_db", min, min, "{:.1f}"),
-    ("max abs err / range", "max_abs_error_over_range", max, max, "{:.2e}"),
-    ("cosine", "cosine", min, min, "{:.7f}"),
-    ("top-1 (softmax outputs)", "top1_agreement", min, min, "{:.3f}"),
-    ("thresholded sigmoid agreement", "threshold_agreement", min, min, "{:.4f}"),
+    ("SNR dB", "snr_db", min, min, "{:.1f}".format),
+    ("max abs err / range", "max_abs_error_over_range", max, max, "{:.2e}".format),
+    ("1 - cosine", "cosine", min, min, lambda v: f"{1.0 - v:.1e}"),
+    ("top-1 (softmax outputs)", "top1_agreement", min, min, "{:.3f}".format),
+    ("thresholded sigmoid agreement", "threshold_agreement", min, min, "{:.4f}".format),
 )
+
+
+def _why_not(row: dict) -> str | None:
+    """Why a row gives no figures, or None when it does."""
+    if not row["outputs"] or row["details"].get("runtime_error"):
+        return f"{row['verdict']} ({row['exit_code']}): {_one_line(row['reason'], 160)}"
+    if row["non_finite"]:
+        return f"converted and ran, but output(s) hold NaN or Inf: {_one_line(row['reason'], 160)}"
+    if row["quantization"] == "dynamic-int8" and row["details"].get("integer_weight_tensors") == 0:
+        return "TFLite kept every weight in float (it leaves weights of fewer than 1,024 elements alone): a float32 model"
+    return None
 
 
 def summary(rows: list[dict]) -> list[dict]:
@@ -180,10 +251,10 @@ def summary(rows: list[dict]) -> list[dict]:
     found = []
     for label, *_ in MEASUREMENTS:
         measured = [r for r in rows if r["measurement"] == label]
-        ran = [r for r in measured if r["outputs"] and not r["details"].get("runtime_error")]
+        ran = [r for r in measured if _why_not(r) is None]
         entry = {"measurement": label, "models_run": len(ran), "models": len(measured),
-                 "not_run": {r["model"]: f"{r['verdict']} ({r['exit_code']}): {_one_line(r['reason'], 160)}" for r in measured if r not in ran}}
-        for heading, metric, worst_output, worst_model, _fmt in SUMMARY_COLUMNS:
+                 "not_run": {r["model"]: _why_not(r) for r in measured if r not in ran}}
+        for _heading, metric, worst_output, worst_model, _show in SUMMARY_COLUMNS:
             per_model = {r["model"]: _worst(r, metric, worst_output) for r in ran}
             values = [v for v in per_model.values() if v is not None]
             entry[metric] = {"median": statistics.median(values) if values else None,
@@ -200,13 +271,20 @@ def summary_table(entries: list[dict]) -> str:
              "| --- | --- |" + " --- |" * len(headings)]
     for entry in entries:
         cells = []
-        for _heading, metric, _wo, _wm, fmt in SUMMARY_COLUMNS:
+        for _heading, metric, _wo, _wm, show in SUMMARY_COLUMNS:
             figures = entry[metric]
-            cells.append("-" if figures["median"] is None else f"{fmt.format(figures['median'])} / {fmt.format(figures['worst'])} ({figures['worst_model']})")
+            cells.append("-" if figures["median"] is None else f"{show(figures['median'])} / {show(figures['worst'])} ({figures['worst_model']})")
         lines.append(f"| {entry['measurement']} | {entry['models_run']}/{entry['models']} | " + " | ".join(cells) + " |")
+    for heading, metric, *_rest, show in (SUMMARY_COLUMNS[0], SUMMARY_COLUMNS[1]):
+        models = sorted({m for e in entries for m in (*e[metric]["per_model"], *e["not_run"])})
+        lines += ["", f"Each model's worst output, {heading} (- where it gave no figures):", "",
+                  "| quantisation, runtime | " + " | ".join(models) + " |", "| --- |" + " --- |" * len(models)]
+        for entry in entries:
+            values = entry[metric]["per_model"]
+            lines.append(f"| {entry['measurement']} | " + " | ".join(show(values[m]) if values.get(m) is not None else "-" for m in models) + " |")
     not_run = [(e["measurement"], model, why) for e in entries for model, why in e["not_run"].items()]
     if not_run:
-        lines += ["", "Not measured (the conversion or the runtime failed):", ""]
+        lines += ["", "Not measured (the conversion or the runtime failed, the outputs are not finite, or nothing was quantised):", ""]
         lines += [f"- {label}, {model}: {why}" for label, model, why in not_run]
     return "\n".join(lines)
 
@@ -252,7 +330,11 @@ def main(argv=None) -> int:
     parser.add_argument("--measure", action="store_true", help="every quantisation x runtime, verdicts ignored")
     parser.add_argument("--write-expected", action="store_true", help="rewrite the expected-verdict table from this run")
     parser.add_argument("--section", default="matrix", choices=("matrix", "before"), help="the docs/corpus.md section for the table")
+    parser.add_argument("--tables-only", action="store_true", help="with --measure: the tables again from docs/corpus-measurements.json")
+    parser.add_argument("--child", nargs=2, type=Path, metavar=("JOBS", "ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        return run_child(*args.child)
     models, targets = args.models or corpus.names(), args.targets or list(corpus.BUILTIN_TARGETS)
     whole = args.models is None and args.targets is None
     from edgezoo import _tf
@@ -260,7 +342,10 @@ def main(argv=None) -> int:
     _tf.configure_environment()
     with tempfile.TemporaryDirectory(prefix="corpus-matrix-") as scratch:
         if args.measure:
-            rows = run_measurements(models, Path(scratch))
+            if args.tables_only:
+                rows = json.loads(MEASURE_JSON.read_text())["rows"]
+            else:
+                rows = run_cells(measure_jobs(models, write_profiles(Path(scratch))), Path(scratch))
             entries = summary(rows)
             table = summary_table(entries)
             print("\n" + table)
@@ -268,7 +353,7 @@ def main(argv=None) -> int:
                 write_json(MEASURE_JSON, {**provenance(), "measurements": [m[0] for m in MEASUREMENTS], "summary": entries, "rows": rows})
                 update_doc(**{f"{args.section}_measure": table})
             return 0
-        cells = run_matrix(models, targets, Path(scratch))
+        cells = [cell_of(row) for row in run_cells(matrix_jobs(models, targets), Path(scratch))]
     table = matrix_table(cells, targets)
     print("\n" + table)
     if whole:

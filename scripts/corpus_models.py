@@ -321,7 +321,7 @@ class _Attention:
 
 @corpus_model("token-attention", kinds={"group_mean": "regression"},
               description="For each of 12 (key, value) tokens, the mean value of the tokens with the same key: a transformer block.",
-              covers="attention block: LayerNormalization, batched MatMul, Softmax, Transpose/Reshape, GELU (erf) MLP, residual Adds")
+              covers="attention block: LayerNormalization, batched MatMul, Softmax, Transpose/Reshape, GELU (tanh form) MLP, residual Adds")
 def token_attention(ctx):
     tf, keras = ctx.tf, ctx.keras
     layers = keras.layers
@@ -329,7 +329,10 @@ def token_attention(ctx):
     tokens = keras.Input((tasks.TOKENS, tasks.KEYS + 1), name="tokens")
     h = layers.Dense(16, name="embed")(tokens)
     h = layers.Add(name="residual1")([h, _Attention.layer(keras, tf, 16, 2)(layers.LayerNormalization(name="norm1")(h))])
-    mlp = layers.Dense(32, activation="gelu", name="mlp_in")(layers.LayerNormalization(name="norm2")(h))
+    # tanh-approximated GELU (TFLite fuses it to GELU): the exact form, tf.nn.gelu(approximate=False), lowers to Erfc,
+    # which neither TF.js nor tf2onnx implements, and would leave the attention block unmeasured on both.
+    gelu = lambda v: keras.activations.gelu(v, approximate=True)  # noqa: E731
+    mlp = layers.Dense(32, activation=gelu, name="mlp_in")(layers.LayerNormalization(name="norm2")(h))
     h = layers.Add(name="residual2")([h, layers.Dense(16, name="mlp_out")(mlp)])
     h = layers.Dense(1, name="readout")(layers.LayerNormalization(name="norm3")(h))
     net = keras.Model(tokens, layers.Reshape((tasks.TOKENS,), name="group_mean")(h), name="token_attention")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -157,7 +159,9 @@ def evaluate(entries: list[dict], outputs: dict[str, np.ndarray], targets: dict[
 
 # --- one cell of the corpus matrix: a model converted for one target through the public API --------------------
 
-VERDICTS = ("pass", "parity-fail", "refused", "error")
+# "crash": the process died (LiteRT and TFLM abort on some models); only scripts/corpus_matrix.py, which runs each
+# model in a child process, can record it.
+VERDICTS = ("pass", "parity-fail", "refused", "error", "crash")
 VERDICT_OF_EXIT = {0: "pass", 1: "parity-fail", 3: "refused"}  # any other exit code (2, 4) is an error
 
 
@@ -174,12 +178,19 @@ class Cell:
     seconds: float = 0.0
 
     @property
+    def non_finite(self) -> bool:
+        """Whether some output holds NaN or Inf (the SNR metric then reads 300 dB: min(300, nan) is 300)."""
+        return any(m.get("max_abs_error") is not None and not math.isfinite(m["max_abs_error"]) for m in self.outputs.values())
+
+    @property
     def worst_snr_db(self) -> float | None:
+        if self.non_finite:
+            return float("nan")
         values = [m["snr_db"] for m in self.outputs.values() if m.get("snr_db") is not None]
         return min(values) if values else None
 
     def to_json(self) -> dict:
-        return {**dataclasses.asdict(self), "worst_snr_db": self.worst_snr_db}
+        return {**dataclasses.asdict(self), "worst_snr_db": self.worst_snr_db, "non_finite": self.non_finite}
 
 
 def heldout_inputs(name: str, seed: int = 0) -> dict[str, np.ndarray]:
@@ -227,15 +238,19 @@ def convert_cell(name: str, target: str, out_dir: Path, **options) -> tuple[Cell
 
     entry = corpus_model(name)
     options = {"calibration": entry.data_path, "heldout_fraction": entry.heldout_fraction, "force": True, **options}
+    def where(text: str) -> str:
+        """The same reason whatever the scratch folder and the staging folder's random suffix."""
+        return re.sub(r"/\.[^/\s]+\.partial-[^/\s]+/", "/STAGING/", text.replace(str(out_dir), "OUT"))
+
     start = time.perf_counter()
     try:
         result = edgezoo.convert(loaded(name), target=target, out_dir=out_dir, **options)
     except EdgezooError as exc:
         seconds = time.perf_counter() - start
-        return Cell(name, target, VERDICT_OF_EXIT.get(exc.exit_code, "error"), exc.exit_code, _first_line(exc), seconds=seconds), None
+        return Cell(name, target, VERDICT_OF_EXIT.get(exc.exit_code, "error"), exc.exit_code, where(_first_line(exc)), seconds=seconds), None
     except Exception as exc:  # noqa: BLE001 - an unwrapped failure is what the CLI calls an internal error
         seconds = time.perf_counter() - start
-        return Cell(name, target, "error", 4, f"internal error: {type(exc).__name__}: {_first_line(exc)}", seconds=seconds), None
+        return Cell(name, target, "error", 4, where(f"internal error: {type(exc).__name__}: {_first_line(exc)}"), seconds=seconds), None
     seconds = time.perf_counter() - start
     done = result.targets[0]
     reference = reference_outputs(name)
@@ -249,12 +264,13 @@ def convert_cell(name: str, target: str, out_dir: Path, **options) -> tuple[Cell
         "num_heldout": done.parity.num_samples,
         "ops": list(done.artifact.ops),
         "arena_bytes": done.artifact.details.get("arena_bytes"),
-        "float_fallback": {"outcome": fallback.get("outcome"), "kept_float": fallback.get("kept_float")} if fallback else None,
+        "float_fallback": {"outcome": fallback.get("outcome"), "kept_float": fallback.get("kept_float"),
+                           "attempts": len(fallback.get("attempts", ())), "message": fallback.get("message")} if fallback else None,
         "violations": {o.name: list(o.violations) for o in done.parity.outputs if o.violations},
-        "runtime_error": done.parity.error,
+        "runtime_error": where(done.parity.error) if done.parity.error else None,
     }
     verdict = "pass" if done.passed else "parity-fail"
-    reason = None if done.passed else done.parity.summary()
+    reason = None if done.passed else where(done.parity.summary())
     return Cell(name, target, verdict, 0 if done.passed else 1, reason, done.artifact.size_bytes, outputs, details, seconds), done
 
 
@@ -276,20 +292,42 @@ def section(text: str, marker: str) -> str:
     return text.partition(f"<!-- {marker}:start -->")[2].partition(f"<!-- {marker}:end -->")[0]
 
 
+KEY_SEPARATOR = " … "
+
+
 def reason_key(cell: Cell) -> str:
-    """A short, stable part of a cell's reason for the expected table: the metric a parity failure violates first,
-    else the longest stretch of the error's first line without digits or quotes (sizes and node numbers change)."""
+    """A short, stable part of a cell's reason for the expected table: the metric a parity failure violates first;
+    else two stretches of the error's first line without what changes from run to run (digits, quotes, brackets,
+    paths, the model's name), joined by KEY_SEPARATOR."""
     if cell.verdict == "pass":
         return ""
     if cell.verdict == "parity-fail" and cell.details.get("violations"):
         first = next(iter(cell.details["violations"].values()))[0]
         return first.split(" ")[0]
-    import re
+    text = re.sub(r"\S*/\S*", "\0", (cell.reason or "").splitlines()[0].replace(cell.model, "\0"))
+    pieces = [piece.strip(" .,;:[]-") for piece in re.split(r"[0-9'\"`()\0]+", text)]
+    pieces = [piece if len(piece) <= 60 else piece[:60].rsplit(" ", 1)[0] for piece in pieces if len(piece.split()) >= 2]
+    return KEY_SEPARATOR.join(pieces[:2])
 
-    text = (cell.reason or "").replace(cell.model, " ")
-    pieces = [p.strip(" .,;:()[]") for p in re.split(r"[0-9'\"`]+", text)]
-    best = max(pieces, key=len, default="")
-    return best[:60].rsplit(" ", 1)[0] if len(best) > 60 else best
+
+def reason_matches(reason: str | None, key: str) -> bool:
+    """Whether every stretch of the key occurs in the reason, in order."""
+    position = 0
+    for piece in filter(None, key.split(KEY_SEPARATOR)):
+        found = (reason or "").find(piece, position)
+        if found < 0:
+            return False
+        position = found + len(piece)
+    return True
+
+
+def mismatch(cell: Cell, expected: str, reason: str) -> str | None:
+    """None when the cell has the expected verdict and its reason contains `reason`; else what differs, naming the cell."""
+    if cell.verdict == expected and reason_matches(cell.reason, reason):
+        return None
+    shown = f" containing {reason!r}" if reason else ""
+    return (f"{cell.model} x {cell.target}: expected {expected}{shown}, got {cell.verdict} (exit {cell.exit_code}): {cell.reason}. "
+            "If the change is intended, run scripts/corpus_matrix.py --write-expected and review docs/corpus.md.")
 
 
 def expected_table(cells: list[Cell]) -> str:
