@@ -180,7 +180,7 @@ class Cell:
     @property
     def non_finite(self) -> bool:
         """Whether some output holds NaN or Inf (the SNR metric then reads 300 dB: min(300, nan) is 300)."""
-        return any(m.get("max_abs_error") is not None and not math.isfinite(m["max_abs_error"]) for m in self.outputs.values())
+        return bool(self.details.get("non_finite_outputs"))
 
     @property
     def worst_snr_db(self) -> float | None:
@@ -268,6 +268,7 @@ def convert_cell(name: str, target: str, out_dir: Path, **options) -> tuple[Cell
                            "attempts": len(fallback.get("attempts", ())), "message": fallback.get("message")} if fallback else None,
         "violations": {o.name: list(o.violations) for o in done.parity.outputs if o.violations},
         "runtime_error": where(done.parity.error) if done.parity.error else None,
+        "non_finite_outputs": [o.name for o in done.parity.outputs if not math.isfinite(o.metrics.get("max_abs_error", 0.0))],
     }
     verdict = "pass" if done.passed else "parity-fail"
     reason = None if done.passed else where(done.parity.summary())
@@ -297,17 +298,19 @@ KEY_SEPARATOR = " … "
 
 def reason_key(cell: Cell) -> str:
     """A short, stable part of a cell's reason for the expected table: the metric a parity failure violates first;
-    else two stretches of the error's first line without what changes from run to run (digits, quotes, brackets,
+    else three stretches of the error's first line without what changes from run to run (digits, quotes, brackets,
     paths, the model's name), joined by KEY_SEPARATOR."""
     if cell.verdict == "pass":
         return ""
     if cell.verdict == "parity-fail" and cell.details.get("violations"):
-        first = next(iter(cell.details["violations"].values()))[0]
-        return first.split(" ")[0]
+        words = next(iter(cell.details["violations"].values()))[0].split()
+        while words and any(c.isdigit() for c in words[0]):  # "480 non-finite values ..."
+            words.pop(0)
+        return " ".join(words[:1] if "_" in words[0] or words[0] == "cosine" else words[:2])
     text = re.sub(r"\S*/\S*", "\0", (cell.reason or "").splitlines()[0].replace(cell.model, "\0"))
     pieces = [piece.strip(" .,;:[]-") for piece in re.split(r"[0-9'\"`()\0]+", text)]
     pieces = [piece if len(piece) <= 60 else piece[:60].rsplit(" ", 1)[0] for piece in pieces if len(piece.split()) >= 2]
-    return KEY_SEPARATOR.join(pieces[:2])
+    return KEY_SEPARATOR.join(pieces[:3])
 
 
 def reason_matches(reason: str | None, key: str) -> bool:
