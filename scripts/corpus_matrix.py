@@ -114,10 +114,13 @@ def run_cells(jobs: list[dict], scratch: Path) -> list[dict]:
         jobs_path.write_text(json.dumps(model_jobs))
         while len(_read_rows(rows_path)[0]) < len(model_jobs):
             done = subprocess.run([sys.executable, __file__, "--child", str(jobs_path), str(rows_path)])
-            finished, started = _read_rows(rows_path)
             if done.returncode == 0:
                 continue
-            crashed = next(job for job in model_jobs if job["key"] == started[-1])
+            finished, started = _read_rows(rows_path)
+            unfinished = [key for key in started if key not in {row["key"] for row in finished}]
+            if not unfinished:  # it died before any cell: a broken set-up, not a model
+                raise SystemExit(f"the child process for {name} failed (exit {done.returncode}) before converting anything")
+            crashed = next(job for job in model_jobs if job["key"] == unfinished[-1])
             died = f"signal {signal.Signals(-done.returncode).name}" if done.returncode < 0 else f"exit code {done.returncode}"
             cell = corpus.Cell(name, crashed["target"], "crash", 128 - done.returncode if done.returncode < 0 else done.returncode,
                                f"the process died ({died}) while converting or checking: no report, no exit code of edgezoo's own")
@@ -187,8 +190,8 @@ def write_profiles(folder: Path) -> dict[str, Path]:
 
 
 def decision_metrics(name: str, artifact, runtime: str, kinds: dict[str, str]) -> dict[str, dict]:
-    """The artifact re-run on the held-out inputs: agreement of thresholded sigmoid outputs, top-1 agreement of every
-    softmax output, and max|err| to check that the re-run saw what the pipeline saw."""
+    """The artifact re-run on the held-out inputs: agreement and IoU of thresholded sigmoid outputs, top-1 agreement of
+    every softmax output, and max|err| to check that the re-run saw what the pipeline saw."""
     from edgezoo.validate.runners import runner_for
 
     reference = corpus.reference_outputs(name)
@@ -199,6 +202,9 @@ def decision_metrics(name: str, artifact, runtime: str, kinds: dict[str, str]) -
         figures = {"rerun_max_abs_error": float(np.max(np.abs(out - ref)))}
         if kinds[output] == "sigmoid":
             figures["threshold_agreement"] = float(np.mean((ref > 0.5) == (out > 0.5)))
+            # Agreement counts the many true negatives of a sparse map (onsets, masks); IoU counts only where either says yes.
+            either = np.sum((ref > 0.5) | (out > 0.5))
+            figures["threshold_iou"] = float(np.sum((ref > 0.5) & (out > 0.5)) / either) if either else 1.0
         if kinds[output] == "softmax":  # also where the model is no classifier (box-regressor's class scores)
             figures["top1_agreement"] = float(np.mean(np.argmax(ref, -1) == np.argmax(out, -1)))
         found[output] = figures
@@ -232,6 +238,7 @@ SUMMARY_COLUMNS = (
     ("1 - cosine", "cosine", min, min, lambda v: f"{1.0 - v:.1e}"),
     ("top-1 (softmax outputs)", "top1_agreement", min, min, "{:.3f}".format),
     ("thresholded sigmoid agreement", "threshold_agreement", min, min, "{:.4f}".format),
+    ("thresholded sigmoid IoU", "threshold_iou", min, min, "{:.4f}".format),
 )
 
 

@@ -220,6 +220,11 @@ def scale_free(metrics: dict, reference: np.ndarray) -> dict:
     return {**metrics, **extra}
 
 
+def _portable(text: str, out_dir: Path) -> str:
+    """A reason that reads the same whatever the scratch folder and the random suffix of edgezoo's staging folder."""
+    return re.sub(r"/\.[^/\s]+\.partial-[^/\s]+/", "/STAGING/", text.replace(str(out_dir), "OUT"))
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
@@ -238,10 +243,7 @@ def convert_cell(name: str, target: str, out_dir: Path, **options) -> tuple[Cell
 
     entry = corpus_model(name)
     options = {"calibration": entry.data_path, "heldout_fraction": entry.heldout_fraction, "force": True, **options}
-    def where(text: str) -> str:
-        """The same reason whatever the scratch folder and the staging folder's random suffix."""
-        return re.sub(r"/\.[^/\s]+\.partial-[^/\s]+/", "/STAGING/", text.replace(str(out_dir), "OUT"))
-
+    where = lambda text: _portable(text, out_dir)  # noqa: E731
     start = time.perf_counter()
     try:
         result = edgezoo.convert(loaded(name), target=target, out_dir=out_dir, **options)
