@@ -224,6 +224,7 @@ def _add_validate(subparsers) -> None:
 
 
 def _run_validate(args, console: Console) -> int:
+    from edgezoo.artifacts.inspection import metadata_lines
     from edgezoo.options import from_namespace
     from edgezoo.pipeline import Feedback
     from edgezoo.validate.standalone import ValidateOptions, validate_artifact
@@ -239,6 +240,7 @@ def _run_validate(args, console: Console) -> int:
         f"  parity on {result.parity.runtime} over {result.parity.num_samples} inputs: {verdict} ({_headline(result.parity)})\n"
         f"  report: {result.output_dir / 'report.html'}"
     )
+    human += "".join(f"\n{line}" for line in metadata_lines(result.report.get("metadata")))  # read back from the artifact
     console.result(result.to_json(), human)
     return EXIT_OK if result.passed else EXIT_PARITY
 
@@ -271,6 +273,30 @@ def _run_bench(args, console: Console) -> int:
     options = from_namespace(BenchOptions, args)
     result = bench(args.artifact, options, step=console.step)
     console.result(result.to_json(), describe(result))
+    return EXIT_OK
+
+
+# --- inspect -------------------------------------------------------------------------------------
+
+
+def _add_inspect(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "inspect",
+        help="what an artifact file is: inputs, outputs, quantisation, metadata, labels, ops and the runtimes that run them",
+        description="Read ARTIFACT (.tflite, .onnx, TF.js model.json or its folder) without running it: format, size, inputs "
+        "and outputs with shapes, dtypes and quantisation, the metadata and labels it carries, its ops (for TFLite: which of "
+        "LiteRT and TensorFlow Lite Micro has each), and what edgezoo recorded when it made the file (the measured arena).",
+    )
+    parser.add_argument("artifact", help="a .tflite, an .onnx, or a TF.js model.json (or its folder)")
+    _common(parser)
+    parser.set_defaults(handler=_run_inspect)
+
+
+def _run_inspect(args, console: Console) -> int:
+    from edgezoo.artifacts.inspection import describe, inspect
+
+    data = inspect(args.artifact)
+    console.result(data, describe(data))
     return EXIT_OK
 
 
@@ -388,7 +414,7 @@ def _run_targets_show(args, console: Console) -> int:
 
 # --- entry point -------------------------------------------------------------------------------
 
-COMMANDS = (_add_convert, _add_validate, _add_bench, _add_zoo, _add_targets)
+COMMANDS = (_add_convert, _add_validate, _add_bench, _add_inspect, _add_zoo, _add_targets)
 
 
 def build_parser() -> argparse.ArgumentParser:
