@@ -57,7 +57,7 @@ def write(artifact, facts) -> int:
     original = path.read_bytes()
     summary = read_flatbuffer(original)  # inputs and outputs in the subgraph's order, by the signature's names
     metadata = build_metadata(facts, [t.name for t in summary.inputs], [t.name for t in summary.outputs])
-    files = {FACTS_FILE: json.dumps(_facts_file(facts), indent=1, sort_keys=True).encode() + b"\n"}
+    files = {FACTS_FILE: json.dumps(_facts_file(facts), sort_keys=True, separators=(",", ":")).encode()}
     if facts.labels:
         files[_labels_name()] = facts.labels_text().encode("utf-8")
     packed = append_zip(with_metadata_buffer(original, metadata), files)
