@@ -18,8 +18,9 @@ async function main() {
     return [manifest.flatMap((group) => group.weights), all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)];
   };
   const model = await tf.loadGraphModel({ load: () => tf.io.getModelArtifactsForJSON(modelJson, loadWeights) });
-  const names = (specs) => (specs || []).map((spec) => spec.name.split(":")[0]);
-  process.stdout.write(JSON.stringify({ metadata: model.metadata ?? null, inputs: names(model.inputs), outputs: names(model.outputs) }) + "\n");
+  const signature = model.modelSignature || {};
+  const names = (specs) => Object.keys(specs || {}).sort();
+  process.stdout.write(JSON.stringify({ metadata: model.metadata ?? null, inputs: names(signature.inputs), outputs: names(signature.outputs) }) + "\n");
 }
 
 main().catch((error) => {
