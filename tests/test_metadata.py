@@ -148,12 +148,14 @@ def _flatbuffer_only(path) -> bytes:
     return data[:start]
 
 
-def test_validate_shows_the_metadata_it_reads_back(converted, cli, tmp_path, digits):
-    done = cli("validate", "digits-cnn", converted["phone-f32"].artifact.path, "--out", tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "metadata: digits-cnn v1 -- Small CNN for 8x8 handwritten digits" in done.stdout
-    assert "labels (10): 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in done.stdout
-    assert "image: image, GRAYSCALE, (pixel - [0.0]) / [255.0] -> [0.0]..[1.0]" in done.stdout
+def test_validate_shows_the_metadata_it_reads_back(converted, capsys, tmp_path, digits):
+    from edgezoo.cli import run
+
+    assert run(["validate", "digits-cnn", str(converted["phone-f32"].artifact.path), "--out", str(tmp_path)]) == 0  # in this process: TF is loaded
+    shown = capsys.readouterr().out
+    assert "metadata: digits-cnn v1 -- Small CNN for 8x8 handwritten digits" in shown
+    assert "labels (10): 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in shown
+    assert "image: image, GRAYSCALE, (pixel - [0.0]) / [255.0] -> [0.0]..[1.0]" in shown
     report = json.loads((tmp_path / "digits-cnn" / "validate-phone" / "report.json").read_text())
     assert report["metadata"]["labels"] == list(digits.labels)
 
@@ -181,7 +183,7 @@ def test_inspect_shows_what_a_receiver_wants_to_know(converted, cli, tmp_path):
 def test_inspect_refuses_what_is_not_an_artifact(cli, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     done = cli("inspect", tmp_path / "notes.txt")
-    assert done.returncode == 2 and "is not an artifact edgezoo can read" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "is not an artifact edgezoo can validate or inspect" in done.stderr and "Traceback" not in done.stderr
     (tmp_path / "broken.tflite").write_bytes(b"\x00" * 64)
     done = cli("inspect", tmp_path / "broken.tflite")
     assert done.returncode == 2 and "not a readable .tflite flatbuffer" in done.stderr and "Traceback" not in done.stderr
@@ -192,3 +194,19 @@ def test_facts_carry_no_time_and_no_labels_for_a_model_without_them(digits):
     assert "created" not in json.dumps(facts.to_json()) and facts.labels == tuple(digits.labels)
     unlabelled = ModelFacts.of(dataclasses.replace(digits, labels=None), "float16")
     assert unlabelled.labels is None and unlabelled.labels_text() == ""
+
+
+def test_every_format_has_a_reader_and_a_metadata_writer():
+    from pathlib import Path
+
+    from edgezoo import artifacts, metadata
+    from edgezoo.converter import FORMAT_MODULES
+
+    assert set(artifacts.READER_MODULES) == set(metadata.WRITER_MODULES) == set(FORMAT_MODULES)
+    for package, registry, names in ((artifacts, artifacts.READER_MODULES, ("FORMAT", "TARGET", "matches", "read")),
+                                     (metadata, metadata.WRITER_MODULES, ("FORMAT", "WHERE", "write", "read"))):
+        modules = {p.stem for p in Path(package.__file__).parent.glob("*.py")} - {"__init__", "inspection"}
+        assert {name.rsplit(".", 1)[1] for name in registry.values()} == modules
+        for format_name, module_name in registry.items():
+            module = __import__(module_name, fromlist=["FORMAT"])
+            assert module.FORMAT == format_name and all(hasattr(module, name) for name in names)

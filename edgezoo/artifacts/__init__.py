@@ -123,7 +123,7 @@ def artifact_kind(path: Path) -> ArtifactKind:
     for kind in ARTIFACT_KINDS:
         if kind.matches(path):
             return kind
-    raise UsageError(f"'{path}' is not an artifact edgezoo can read: give a .tflite, an .onnx, or a TF.js model.json.")
+    raise UsageError(f"'{path}' is not an artifact edgezoo can validate or inspect: give a .tflite, an .onnx, or a TF.js model.json.")
 
 
 def artifact_path(text: str | Path) -> Path:

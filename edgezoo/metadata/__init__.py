@@ -85,8 +85,8 @@ def _tidy(value: float) -> float:
 
 def image_input(spec, preprocessing) -> ImageInput | None:
     """The image facts of an input shaped [batch, height, width, 1 or 3]; None for other inputs."""
-    if len(spec.shape) != 4 or spec.shape[-1] not in IMAGE_CHANNELS:
-        return None
+    if len(spec.shape) != 4 or spec.shape[-1] not in IMAGE_CHANNELS or preprocessing.scale * preprocessing.pixel_max == 0:
+        return None  # not an image, or a preprocessing no normalisation can express
     channels = spec.shape[-1]
     mean, std = pixel_normalization(preprocessing, channels)
     color_space = "BGR" if preprocessing.channel_order == "BGR" and channels == 3 else IMAGE_CHANNELS[channels]
@@ -124,9 +124,9 @@ class ModelFacts:
         images = tuple(image for spec in model.inputs if (image := image_input(spec, model.preprocessing)) is not None)
         return cls(
             name=model.name,
-            description=getattr(model, "description", None) or f"{model.name} ({model.task or 'model'}) from {model.source}",
+            description=model.description or f"{model.name} ({model.task or 'model'}) from {model.source}",
             version=model.version,
-            author=getattr(model, "author", None),
+            author=model.author,
             license=model.license,
             source=model.source,
             source_sha256=model.sha256,

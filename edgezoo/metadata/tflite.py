@@ -23,6 +23,7 @@ from flatbuffers import number_types
 from flatbuffers.table import Table
 
 from edgezoo.errors import CorruptModelError
+from edgezoo.metadata import LABELS_FILE
 
 FORMAT = "tflite"
 WHERE = "TFLite metadata (TFLITE_METADATA buffer) with associated files zipped at the end"
@@ -59,16 +60,10 @@ def write(artifact, facts) -> int:
     metadata = build_metadata(facts, [t.name for t in summary.inputs], [t.name for t in summary.outputs])
     files = {FACTS_FILE: json.dumps(_facts_file(facts), sort_keys=True, separators=(",", ":")).encode()}
     if facts.labels:
-        files[_labels_name()] = facts.labels_text().encode("utf-8")
+        files[LABELS_FILE] = facts.labels_text().encode("utf-8")
     packed = append_zip(with_metadata_buffer(original, metadata), files)
     path.write_bytes(packed)
     return len(packed) - len(original)
-
-
-def _labels_name() -> str:
-    from edgezoo.metadata import LABELS_FILE
-
-    return LABELS_FILE
 
 
 def _facts_file(facts) -> dict:
@@ -154,12 +149,12 @@ def _input_metadata(builder, name: str, image) -> int:
 def _output_metadata(builder, name: str, facts) -> int:
     labelled = facts.labels and name == facts.labelled_output
     name_at = _string(builder, name)
-    description_at = _string(builder, f"scores of {len(facts.labels)} classes, in the order of {_labels_name()}" if labelled else "model output")
+    description_at = _string(builder, f"scores of {len(facts.labels)} classes, in the order of {LABELS_FILE}" if labelled else "model output")
     properties = _Fields(builder, 0).end()
     content = _Fields(builder, 3).byte(0, FEATURE_PROPERTIES).offset(1, properties).end()
     files = None
     if labelled:
-        files = _tables(builder, [_associated_file(builder, _labels_name(), "class names, one a line", TENSOR_AXIS_LABELS)])
+        files = _tables(builder, [_associated_file(builder, LABELS_FILE, "class names, one a line", TENSOR_AXIS_LABELS)])
     return _Fields(builder, 7).offset(0, name_at).offset(1, description_at).offset(3, content).offset(6, files).end()
 
 
