@@ -23,7 +23,7 @@ VARIES = {
     "report.json": "created_at is the time of the run",
     "report.html": "shows report.json's created_at",
 }
-OPTION_FIELDS = ("seed", "max_calibration_samples", "heldout_fraction", "image_resize", "calibration_features", "prune",
+OPTION_FIELDS = ("seed", "max_calibration_samples", "heldout_fraction", "image_resize", "calibration_features", "input_shapes", "prune",
                  "keep_float", "auto_fallback")
 
 
