@@ -155,13 +155,13 @@ class ModelFacts:
 def embed(model, artifact):
     """Write the model's facts into the artifact, and labels.txt beside a classifier's main file.
 
-    Returns the artifact with `metadata` (where it was written), `metadata_bytes` (how much it added) and
+    Returns the artifact with `metadata_format` (where it was written), `metadata_bytes` (how much it added) and
     `labels_file` in its details.
     """
     facts = ModelFacts.of(model, artifact.quantization.value)
     writer = writer_for(artifact.format)
     added = writer.write(artifact, facts)
-    details = {"metadata": writer.WHERE, "metadata_bytes": added}
+    details = {"metadata_format": writer.WHERE, "metadata_bytes": added}
     if facts.labels:
         labels_path = artifact.path.parent / LABELS_FILE
         labels_path.write_text(facts.labels_text(), encoding="utf-8")
