@@ -149,7 +149,7 @@ def _run_convert(args, console: Console) -> int:
         if target.failure is not None:
             lines.append(f"{target.target}: {target.status.upper()} (exit {target.exit_code}): {target.failure.message}")
             continue
-        verdict = "passed" if target.passed else "FAILED"
+        verdict = {"passed": "passed", "parity failed": "FAILED", "runtime failed": "RUNTIME FAILED"}[target.status]
         size_kb = target.artifact.size_bytes / 1024
         lines.append(
             f"{target.target}: {target.artifact.path} ({size_kb:.1f} KiB, {target.artifact.format} {target.artifact.quantization.value})\n"
@@ -179,6 +179,8 @@ def _optimisation_lines(report: dict) -> list[str]:
     from edgezoo.converter import prune, quant_debug
 
     lines = [prune.summary_line(report["pruning"])] if "pruning" in report else []
+    if report.get("artifact", {}).get("state_note"):
+        lines.append(f"  note: {report['artifact']['state_note']}")
     return lines + quant_debug.summary_lines(report)
 
 
@@ -254,7 +256,7 @@ def _run_validate(args, console: Console) -> int:
     )
     human += "".join(f"\n{line}" for line in metadata_lines(result.report.get("metadata")))  # read back from the artifact
     console.result(result.to_json(), human)
-    return EXIT_OK if result.passed else EXIT_PARITY
+    return result.parity.exit_code  # 0 within tolerance, 1 parity below it, 4 the runtime could not run it
 
 
 def _matching_lines(matching: dict) -> list[str]:

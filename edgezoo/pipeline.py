@@ -12,7 +12,7 @@ from edgezoo import _tf, calibration as calibration_data
 from edgezoo.converter import converter_for
 from edgezoo.converter.base import Artifact, ConversionRequest
 from edgezoo.converter.quant_debug import convert_checked
-from edgezoo.errors import ConversionError, EdgezooError, ParityError
+from edgezoo.errors import ConversionError, EdgezooError
 from edgezoo.metadata import embed as embed_metadata, read as read_metadata
 from edgezoo.options import ConvertOptions
 from edgezoo.output import OutputTree
@@ -80,13 +80,13 @@ class TargetResult:
         """0 passed, 1 parity below tolerance, else the exit code of the error that stopped the target."""
         if self.failure is not None:
             return self.failure.exit_code
-        return 0 if self.parity.passed else ParityError.exit_code
+        return self.parity.exit_code
 
     @property
     def status(self) -> str:
         if self.failure is not None:
             return self.failure.status
-        return "passed" if self.parity.passed else "parity failed"
+        return self.parity.status
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class ConversionResult:
 
     @property
     def exit_code(self) -> int:
-        """The most severe of the targets' exit codes (the highest: 4 tool failed > 3 refused > 2 bad input > 1 parity)."""
+        """The most severe of the targets' exit codes (the highest: 4 tool or runtime failed > 3 refused > 2 bad input > 1 parity)."""
         return max((t.exit_code for t in self.targets), default=0)
 
     def to_json(self) -> dict:

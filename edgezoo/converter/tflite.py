@@ -42,7 +42,20 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
             ) from exc
     path = workdir / FILENAME
     path.write_bytes(flatbuffer)
-    return Artifact.of_model(model, request, format=FORMAT, files=(path,), ops=ops_used(flatbuffer))
+    return Artifact.of_model(model, request, format=FORMAT, files=(path,), ops=ops_used(flatbuffer), details=state_details(flatbuffer))
+
+
+def state_details(flatbuffer: bytes) -> dict:
+    """What the report must say about state the model keeps between invocations (none for most models)."""
+    from edgezoo.converter.tflite_flatbuffer import variable_tensors
+
+    names = variable_tensors(flatbuffer)
+    if not names:
+        return {}
+    return {"variable_tensors": list(names), "state_note": (
+        f"the model keeps state in {len(names)} variable tensor(s) from one invocation to the next (a fused recurrent layer); "
+        "the original starts every call from zero, so reset the interpreter's variables before each independent input "
+        "(LiteRT: interpreter.reset_all_variables(); TFLM: MicroInterpreter::Reset()), as the parity check does.")}
 
 
 def _configure(converter, tf, request: ConversionRequest) -> None:

@@ -34,6 +34,8 @@ def run(artifact: Artifact, inputs: dict[str, np.ndarray], num_threads: int = 1)
         for name, detail in input_details.items():
             sample = pad_batch(inputs[name][start : start + step], step)
             feed[name] = quantize_input(sample, detail) if detail["dtype"] != sample.dtype and np.issubdtype(detail["dtype"], np.integer) else sample
+        if start:  # each sample from a clean state, as the original sees it (fused LSTMs keep state); a fresh one has it
+            interpreter.reset_all_variables()
         try:
             outputs = runner(**feed)
         except (ValueError, RuntimeError) as exc:

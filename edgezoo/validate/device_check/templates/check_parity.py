@@ -175,7 +175,12 @@ def open_tflite(model_path: Path, options: dict):
         raise RuntimeError(f"{name} cannot load {model_path}: {exc}") from exc
     inputs, outputs = runner.get_input_details(), runner.get_output_details()
 
+    invoked = []
+
     def run(sample: dict) -> dict:
+        if invoked:  # every sample from a clean state (a fused LSTM keeps state between calls); a fresh one has it
+            interpreter.reset_all_variables()
+        invoked.append(True)
         result = runner(**{key: _to_input(sample[key], detail) for key, detail in inputs.items()})
         return {key: _from_output(value, outputs[key]) for key, value in result.items()}
 
