@@ -13,8 +13,10 @@ from edgezoo.converter import converter_for
 from edgezoo.converter.base import Artifact, ConversionRequest
 from edgezoo.converter.quant_debug import convert_checked
 from edgezoo.errors import ConversionError, EdgezooError
+from edgezoo.metadata import embed as embed_metadata, read as read_metadata
 from edgezoo.options import ConvertOptions
 from edgezoo.output import OutputTree
+from edgezoo.reports import reproducibility
 from edgezoo.reports.json_report import golden_digest, run_summary, target_report, write_json
 from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile, static_shape
 from edgezoo.targets.constraints import finish_artifact, prepare_model
@@ -199,13 +201,17 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         check = lambda artifact: check_parity(  # noqa: E731
             artifact, profile.runtime, data.heldout, reference, classifier=model.is_classifier, tolerance=tolerance
         )
-        finish = lambda artifact, folder: finish_artifact(profile, artifact, folder, feedback.step)  # noqa: E731  ops, flash, arena and RAM; C sources
+        # Metadata first (labels, normalisation, source), so the target's checks and the parity check see the file that ships;
+        # then ops, flash, arena and RAM, and C sources.
+        finish = lambda artifact, folder: finish_artifact(profile, embed_metadata(model, artifact), folder, feedback.step)  # noqa: E731
         # Converts and checks parity; for int8 it also reports each layer's error and falls back to float where parity needs it.
         checked = convert_checked(converter_for(profile.format), target_model, request, staging, check, finish=finish, profile=profile,
                                   keep_float=options.keep_float, auto_fallback=options.auto_fallback, feedback=feedback)
         artifact, parity = checked.artifact, checked.parity
         golden = GoldenSet(model.name, profile.name, tolerance, model.is_classifier, data.heldout, reference)
         extra = dict(checked.report)
+        extra["reproducibility"] = reproducibility.section(model=model, profile=profile, quantization=quantization, options=options,
+                                                           data=data, artifact=artifact, folder=staging)
         if pruning is not None:
             extra["pruning"] = pruning.to_json(artifact)
         report = write_evidence(staging, model=model, profile=profile, artifact=artifact, parity=parity, data=data, golden=golden,
@@ -220,6 +226,7 @@ def write_evidence(staging: Path, *, model, profile, artifact, parity, data, gol
     report = target_report(model=model, profile=profile, artifact=artifact, parity=parity, calibration=data,
                            output_dir=staging, device_check=device_check, footprint=footprint(model, artifact))
     report.update(extra)
+    report["metadata"] = read_metadata(artifact.format, artifact.path)  # read back from the file that was checked
     write_json(staging / "report.json", report)
     write_target_html(staging, report)
     return report

@@ -83,6 +83,8 @@ class LoadedModel:
     labels: tuple[str, ...] | None = None
     license: str | None = None
     signature_key: str = SIGNATURE_KEY
+    description: str | None = None  # one sentence for people (written into the artifacts' metadata)
+    author: str | None = None
     # Loads the example data lazily; None when the source ships none.
     load_data: Callable[[], ModelData] | None = field(default=None, compare=False, repr=False)
     # What the source knows beyond the above: parameters, the files it fetched and how they were verified.
@@ -104,6 +106,8 @@ class LoadedModel:
             "outputs": [spec.to_json() for spec in self.outputs],
             "preprocessing": self.preprocessing.to_json(),
             "license": self.license,
+            "description": self.description,
+            "author": self.author,
             **({"details": self.details} if self.details else {}),
         }
 

@@ -214,6 +214,25 @@ def _version(module_name):
         return "?"
 
 
+# --- labels the model carries ---
+
+
+def tflite_labels(model_path: Path):
+    """(file name, labels) from the zip of associated files appended to a .tflite (TFLite metadata), or (None, None)."""
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            names = archive.namelist()
+            name = "labels.txt" if "labels.txt" in names else next((n for n in names if "label" in n.lower()), None)
+            if name is None:
+                return None, None
+            return name, archive.read(name).decode("utf-8", "replace").splitlines()
+    except (OSError, zipfile.BadZipFile):
+        return None, None
+
+
+LABEL_READERS = {"tflite": tflite_labels}
+
+
 # --- the check ---
 
 
@@ -284,6 +303,8 @@ def main(argv=None) -> int:
         print(f"check_parity: cannot start: {exc}", file=sys.stderr)
         return 2
     result["model"] = str(model_path)
+    labels_file, labels = LABEL_READERS.get(manifest["format"], lambda path: (None, None))(model_path)
+    result["labels"], result["labels_file"] = labels, labels_file
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -293,6 +314,12 @@ def main(argv=None) -> int:
 
 def _describe(result: dict, manifest: dict) -> str:
     lines = [f"model: {result['model']} ({manifest.get('model_name', '?')}, target {manifest.get('target', '?')})"]
+    labels = result.get("labels")
+    if labels:
+        shown = ", ".join(labels[:10]) + (f", ... ({len(labels)} in all)" if len(labels) > 10 else "")
+        lines.append(f"labels ({len(labels)}, {result['labels_file']} inside the model): {shown}")
+    elif manifest.get("format") in LABEL_READERS:
+        lines.append("labels: none in the model")
     if result["error"]:
         lines.append(f"FAILED: {result['error']}")
         return "\n".join(lines)
