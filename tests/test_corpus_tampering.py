@@ -21,6 +21,7 @@ from tests import corpus
 from tests.tamper import tamper_tflite_weights
 
 FLOAT32 = resolve_profile("phone").tolerance_for(Quantization.FLOAT32)
+INT8 = resolve_profile("phone").tolerance_for(Quantization.INT8)  # the loosest built-in limits
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +40,9 @@ def artifacts(tmp_path_factory):
     return made
 
 
-def _verdict(reference, candidate, name):
+def _verdict(reference, candidate, name, tolerance=FLOAT32):
     classifier = corpus.corpus_model(name).meta["task"] == "classification"
-    return compare_outputs(reference, candidate, classifier=classifier, tolerance=FLOAT32, runtime="litert")
+    return compare_outputs(reference, candidate, classifier=classifier, tolerance=tolerance, runtime="litert")
 
 
 def _copy(artifact, path, tmp_path):
@@ -62,8 +63,10 @@ def test_scrambled_weights_fail(artifacts, name, tmp_path):
     artifact, reference, inputs = artifacts[name]
     broken, path = _copy(artifact, artifact.path, tmp_path)
     tamper_tflite_weights(path)
-    report = _verdict(reference, litert.run(broken, inputs), name)
-    assert not report.passed, f"{name}: scrambled weights passed ({[o.metrics.get('snr_db') for o in report.outputs]})"
+    outputs = litert.run(broken, inputs)
+    for tolerance in (FLOAT32, INT8):
+        report = _verdict(reference, outputs, name, tolerance)
+        assert not report.passed, f"{name}: scrambled weights passed {tolerance} ({[o.metrics.get('snr_db') for o in report.outputs]})"
 
 
 @pytest.mark.parametrize("name", corpus.names())
