@@ -10,15 +10,13 @@ read here with MediaPipe's own metadata schema module instead, and the classifie
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from tests import photo_classifier
-from tests.conftest import REPO
+from tests.conftest import REPO, side_environment
 
 MEDIAPIPE_VENV = REPO / ".venv-mediapipe"
 MEDIAPIPE_REQUIREMENTS = REPO / "requirements" / "mediapipe.txt"
@@ -28,17 +26,7 @@ APP = REPO / "tests" / "mediapipe_app.py"
 @pytest.fixture(scope="session")
 def mediapipe_python():
     """MediaPipe's Python; made once (by `make install`, or here on first use) and kept in .venv-mediapipe/."""
-    python = MEDIAPIPE_VENV / "bin" / "python"
-    stamp = MEDIAPIPE_VENV / ".ready"
-    wanted = MEDIAPIPE_REQUIREMENTS.read_text()
-    if not stamp.exists() or stamp.read_text() != wanted:
-        shutil.rmtree(MEDIAPIPE_VENV, ignore_errors=True)
-        base = getattr(sys, "_base_executable", sys.executable)
-        subprocess.run([base, "-m", "venv", str(MEDIAPIPE_VENV)], check=True, timeout=120)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-                        "-r", str(MEDIAPIPE_REQUIREMENTS)], check=True, timeout=900)
-        stamp.write_text(wanted)
-    return python
+    return side_environment(MEDIAPIPE_VENV, MEDIAPIPE_REQUIREMENTS, "--no-deps")
 
 
 def _app(python, *args):
