@@ -272,9 +272,9 @@ def convert_cell(name: str, target: str, out_dir: Path, **options) -> tuple[Cell
         "runtime_error": where(done.parity.error) if done.parity.error else None,
         "non_finite_outputs": [o.name for o in done.parity.outputs if not math.isfinite(o.metrics.get("max_abs_error", 0.0))],
     }
-    verdict = "pass" if done.passed else "parity-fail"
+    verdict = "pass" if done.passed else VERDICT_OF_EXIT.get(done.exit_code, "error")  # a runtime that cannot run it: exit 4
     reason = None if done.passed else where(done.parity.summary())
-    return Cell(name, target, verdict, 0 if done.passed else 1, reason, done.artifact.size_bytes, outputs, details, seconds), done
+    return Cell(name, target, verdict, done.exit_code, reason, done.artifact.size_bytes, outputs, details, seconds), done
 
 
 # --- docs/corpus.md: sections between markers, and the expected-verdict table the matrix test checks -------------

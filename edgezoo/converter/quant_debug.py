@@ -88,11 +88,24 @@ def _quiet_stdout():
             os.close(saved)
 
 
-def _debug_dataset(request: ConversionRequest, max_samples: int):
+def _debug_dataset(request: ConversionRequest, max_samples: int, order: list[str] | None = None):
+    """Samples as lists in the model's own input order (the debugger and _run_tflite feed inputs by position)."""
     calibration = request.calibration
-    names = sorted(calibration.calibration)  # TFLite orders inputs like the signature: sorted by name
+    names = order or sorted(calibration.calibration)
     count = min(calibration.num_calibration, max_samples)
     return lambda: ([calibration.calibration[name][i : i + 1] for name in names] for i in range(count))
+
+
+def _input_order(content: bytes, names) -> list[str]:
+    """The signature's input names in the order of the model's input tensors, which need not be their sorted order."""
+    tf = _tf.tf()
+    interpreter = tf.lite.Interpreter(model_content=content)
+    try:
+        by_name = interpreter.get_signature_runner().get_input_details()
+    except ValueError:  # no signature: the converter's own order is all there is
+        return sorted(names)
+    positions = [detail["index"] for detail in interpreter.get_input_details()]
+    return sorted(names, key=lambda name: positions.index(by_name[name]["index"]) if name in by_name else len(positions))
 
 
 def _debugger(request: ConversionRequest, model, options=None):
@@ -121,10 +134,10 @@ def _op_outputs(interpreter) -> dict[int, str]:
 def layer_errors(model, request: ConversionRequest) -> tuple[tuple[LayerError, ...], tuple[str, ...]]:
     """Each quantised layer's own int8 error, worst first, and every node name of the quantised model."""
     tf = _tf.tf()
-    dataset = _debug_dataset(request, MAX_DEBUG_SAMPLES)
     with _tf.quiet_native_output(), _quiet_stdout():
         debugger = _debugger(request, model)
         debug_model = debugger.get_debug_quantized_model()
+        dataset = _debug_dataset(request, MAX_DEBUG_SAMPLES, _input_order(debug_model, request.calibration.calibration))
         # A second debugger on the debug model keeps every tensor, so each layer's float output can be read too.
         measured = tf.lite.experimental.QuantizationDebugger(
             quant_debug_model_content=debug_model,

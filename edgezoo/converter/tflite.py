@@ -71,9 +71,8 @@ def _configure(converter, tf, request: ConversionRequest) -> None:
         if request.calibration is None:
             raise CalibrationDataError(f"{quantization.value} quantisation needs calibration data; pass --calibration.")
         calibration = request.calibration
-        converter.representative_dataset = lambda: (
-            [sample[name] for name in sorted(sample)] for sample in calibration.representative_samples()
-        )
+        # By name: with a signature the calibrator maps dict samples to the right inputs, whatever their order.
+        converter.representative_dataset = lambda: (dict(sample) for sample in calibration.representative_samples())
         if quantization is Quantization.INT8:
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             io_type = tf.int8
