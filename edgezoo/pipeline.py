@@ -175,9 +175,9 @@ def _try_target(model, profile: TargetProfile, options, data, reference, tree: O
         error = ConversionError(f"target '{profile.name}' failed unexpectedly: {type(exc).__name__}: {exc}. "
                                 "Re-run with --verbose for the traceback.")
         error.__cause__ = exc
-    feedback.warn(f"{profile.name}: {FAILURE_STATUS.get(error.exit_code, 'failed')} (exit {error.exit_code}): {error}")
-    asked = (options.quantize or profile.quantization).value
-    return TargetResult(profile.name, None, None, None, None, TargetFailure(error, asked), profile)
+    failure = TargetFailure(error, (options.quantize or profile.quantization).value)
+    feedback.warn(f"{profile.name}: {failure.status} (exit {failure.exit_code}): {failure.message}")
+    return TargetResult(profile.name, None, None, None, None, failure, profile)
 
 
 def conversion_request(profile: TargetProfile, quantization, data) -> ConversionRequest:

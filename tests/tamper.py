@@ -9,6 +9,21 @@ import numpy as np
 
 def tamper_tflite_weights(path: Path, seed: int = 0) -> None:
     """Shuffle the values of the largest float32 weight buffer: the file stays valid, the model is wrong."""
+
+    def shuffled(values):
+        np.random.default_rng(seed).shuffle(values)
+        return values
+
+    _edit_largest_float32_weights(path, shuffled)
+
+
+def scale_tflite_weights(path: Path, factor: float) -> None:
+    """Multiply the largest float32 weight buffer by `factor`: one layer subtly wrong, the file valid."""
+    _edit_largest_float32_weights(path, lambda values: values * np.float32(factor))
+
+
+def _edit_largest_float32_weights(path: Path, edit) -> None:
+    """Replace the values of a .tflite's largest float32 weight buffer with `edit(values)` (same size)."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model(str(path))
@@ -17,9 +32,8 @@ def tamper_tflite_weights(path: Path, seed: int = 0) -> None:
     candidates = [i for i in float_buffers if model.buffers[i].data is not None and len(model.buffers[i].data) >= 64]
     assert candidates, f"{path} has no float32 weight buffer to tamper with"
     largest = max(candidates, key=lambda i: len(model.buffers[i].data))
-    values = np.frombuffer(bytes(model.buffers[largest].data), dtype=np.float32).copy()
-    np.random.default_rng(seed).shuffle(values)
-    model.buffers[largest].data = np.frombuffer(values.tobytes(), dtype=np.uint8)
+    values = edit(np.frombuffer(bytes(model.buffers[largest].data), dtype=np.float32).copy())
+    model.buffers[largest].data = np.frombuffer(values.astype(np.float32).tobytes(), dtype=np.uint8)
     flatbuffer_utils.write_model(model, str(path))
 
 

@@ -18,7 +18,7 @@ from edgezoo.targets import resolve_profile
 from edgezoo.validate import compare_outputs
 from edgezoo.validate.runners import litert
 from tests import corpus
-from tests.tamper import tamper_tflite_weights
+from tests.tamper import scale_tflite_weights, tamper_tflite_weights
 
 FLOAT32 = resolve_profile("phone").tolerance_for(Quantization.FLOAT32)
 INT8 = resolve_profile("phone").tolerance_for(Quantization.INT8)  # the loosest built-in limits
@@ -73,7 +73,7 @@ def test_scrambled_weights_fail(artifacts, name, tmp_path):
 def test_one_layer_off_by_ten_percent_fails(artifacts, name, tmp_path):
     artifact, reference, inputs = artifacts[name]
     broken, path = _copy(artifact, artifact.path, tmp_path)
-    _scale_largest_weights(path, 1.1)
+    scale_tflite_weights(path, 1.1)
     report = _verdict(reference, litert.run(broken, inputs), name)
     assert not report.passed, f"{name}: one layer 10% off passed ({[o.metrics.get('snr_db') for o in report.outputs]})"
 
@@ -90,15 +90,3 @@ def test_outputs_in_the_wrong_place_fail(artifacts, name):
     shifted = {key: np.roll(value, 1, axis=0) for key, value in outputs.items()}  # each answer given for another input
     assert not _verdict(reference, shifted, name).passed, f"{name}: outputs of other inputs passed"
 
-
-def _scale_largest_weights(path, factor: float) -> None:
-    """Multiply the largest float32 weight buffer by `factor`: one layer subtly wrong, the file valid."""
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model(str(path))
-    float_buffers = {tensor.buffer for sub in model.subgraphs for tensor in sub.tensors if tensor.type == 0}
-    candidates = [i for i in float_buffers if model.buffers[i].data is not None and len(model.buffers[i].data) >= 64]
-    largest = max(candidates, key=lambda i: len(model.buffers[i].data))
-    values = np.frombuffer(bytes(model.buffers[largest].data), dtype=np.float32) * np.float32(factor)
-    model.buffers[largest].data = np.frombuffer(values.astype(np.float32).tobytes(), dtype=np.uint8)
-    flatbuffer_utils.write_model(model, str(path))
