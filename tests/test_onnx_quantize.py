@@ -22,6 +22,12 @@ def _graph(path):
     return onnx.load(str(path)).graph
 
 
+def _weight_bytes(path) -> int:
+    """Bytes of the stored weights. (The whole file of so tiny a model grows: each QuantizeLinear/DequantizeLinear pair
+    carries tf2onnx's long tensor names, 31 KB of names against 6 KB of weights here.)"""
+    return sum(len(t.raw_data) + 4 * len(t.float_data) for t in _graph(path).initializer)
+
+
 def test_static_int8_onnx_is_qdq_per_channel_and_passes_on_onnxruntime(cells):
     import onnx
     from onnx import numpy_helper
@@ -30,7 +36,7 @@ def test_static_int8_onnx_is_qdq_per_channel_and_passes_on_onnxruntime(cells):
     float32 = cells["float32"][0]
     assert cell.verdict == "pass", cell.reason
     assert done.artifact.quantization.value == "int8" and done.parity.runtime == "onnxruntime"
-    assert cell.size_bytes < float32.size_bytes / 2
+    assert _weight_bytes(done.artifact.path) < 0.6 * _weight_bytes(cells["float32"][1].artifact.path)
     graph = _graph(done.artifact.path)
     ops = {node.op_type for node in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
@@ -48,7 +54,7 @@ def test_dynamic_int8_onnx_passes_on_onnxruntime(cells):
     assert cell.verdict == "pass", cell.reason
     ops = {node.op_type for node in _graph(done.artifact.path).node}
     assert ops & {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}, ops
-    assert cell.size_bytes < cells["float32"][0].size_bytes
+    assert _weight_bytes(done.artifact.path) < 0.6 * _weight_bytes(cells["float32"][1].artifact.path)
 
 
 def test_a_broken_int8_onnx_model_fails_parity(cells, tmp_path):

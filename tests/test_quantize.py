@@ -139,6 +139,8 @@ def test_a_model_whose_int8_passes_is_left_alone(tmp_path):
     assert fallback["outcome"] == "not needed" and fallback["steps"] == []
     assert not trace["layers_measured"] and trace["layers"] == [] and "layers" not in trace["seconds"]
     request = ConversionRequest(Quantization.INT8, calibration=_calibration("audio-logmel"))
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "f32").mkdir()
     plain = tflite.convert(corpus.loaded("audio-logmel"), request, tmp_path / "plain")
     assert plain.sha256 == done.artifact.sha256
     float32 = tflite.convert(corpus.loaded("audio-logmel"), ConversionRequest(Quantization.FLOAT32), tmp_path / "f32")

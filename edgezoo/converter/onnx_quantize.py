@@ -6,8 +6,9 @@
 - dynamic-int8: int8 weights (per channel), activations quantised by the runtime as it goes (ConvInteger,
   MatMulInteger): no calibration data needed.
 
-Shape inference and ONNX Runtime's graph optimisation run first (quant_pre_process), as ONNX Runtime recommends, so
-that the ops quantised are the ones the runtime will execute.
+ONNX shape inference and ONNX Runtime's graph optimisation run first (quant_pre_process), as ONNX Runtime recommends,
+so that the ops quantised are the ones the runtime will execute (its symbolic shape inference is skipped: it needs
+sympy, which the stack does not install, and tf2onnx's shapes are already inferred).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def quantize(float_model: Path, output: Path, quantization: Quantization, calibr
     prepared = output.with_name("prepared.onnx")
     try:
         with _quiet():
-            quant_pre_process(str(float_model), str(prepared))
+            quant_pre_process(str(float_model), str(prepared), skip_symbolic_shape=True)  # symbolic inference needs sympy
             if quantization is Quantization.INT8:
                 if calibration is None:
                     raise CalibrationDataError("int8 ONNX needs calibration data; pass --calibration.")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
 
 CONVERSIONS = {"QUANTIZE", "DEQUANTIZE"}
-INDEX_TYPES = {"int32", "int64", "bool", "string"}  # shapes, indices, int32/int64 biases: not what an op computes in
+INDEX_TYPES = {"int32", "int64", "bool", "string"}
+FLOAT_TYPES = {"float32", "float16", "float64", "complex64", "complex128"}  # an STFT's complex values are float arithmetic  # shapes, indices, int32/int64 biases: not what an op computes in
 FLOAT, INT8, INT16, DYNAMIC, CONVERSION, INDEX = "float32", "int8", "int16", "dynamic-int8", "conversion", "index"
 
 
@@ -37,13 +38,13 @@ def _precision(op: str, dtypes: tuple[str, ...]) -> str:
     if op in CONVERSIONS:
         return CONVERSION
     kinds = set(dtypes) - INDEX_TYPES
-    if not kinds:
-        return INDEX
-    if "float32" in kinds or "float16" in kinds:
+    if kinds & FLOAT_TYPES:
         return DYNAMIC if kinds & {"int8", "uint8"} and op not in ("GATHER", "EMBEDDING_LOOKUP") else FLOAT
     if "int16" in kinds:
         return INT16
-    return INT8
+    if kinds & {"int8", "uint8"}:
+        return INT8
+    return INDEX
 
 
 def op_precisions(flatbuffer: bytes) -> tuple[OpPrecision, ...]:

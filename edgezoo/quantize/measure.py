@@ -52,12 +52,14 @@ class _Model:
         from ai_edge_litert.interpreter import Interpreter
 
         self.interpreter = Interpreter(model_content=flatbuffer, experimental_preserve_all_tensors=keep_tensors)
+        self.interpreter.allocate_tensors()  # before reset_all_variables, which needs allocated state tensors
         self.runner = self.interpreter.get_signature_runner()
         self.inputs = self.runner.get_input_details()
         self.outputs = self.runner.get_output_details()
         self.details = {d["index"]: d for d in self.interpreter.get_tensor_details()}
 
     def __call__(self, sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.interpreter.reset_all_variables()  # each sample on its own: an LSTM's state variables would carry over
         feed = {name: quantize_input(sample[name], d) if np.issubdtype(d["dtype"], np.integer) and sample[name].dtype != d["dtype"]
                 else sample[name] for name, d in self.inputs.items()}
         out = self.runner(**feed)

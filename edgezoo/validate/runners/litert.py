@@ -17,6 +17,7 @@ def run(artifact: Artifact, inputs: dict[str, np.ndarray], num_threads: int = 1)
 
     try:
         interpreter = Interpreter(model_path=str(artifact.path), num_threads=num_threads)
+        interpreter.allocate_tensors()  # reset_all_variables below needs the state tensors allocated
         runner = interpreter.get_signature_runner()
     except (ValueError, RuntimeError) as exc:
         raise RuntimeFailure(f"LiteRT cannot load {artifact.path}: {exc}") from exc
@@ -35,6 +36,7 @@ def run(artifact: Artifact, inputs: dict[str, np.ndarray], num_threads: int = 1)
             sample = pad_batch(inputs[name][start : start + step], step)
             feed[name] = quantize_input(sample, detail) if detail["dtype"] != sample.dtype and np.issubdtype(detail["dtype"], np.integer) else sample
         try:
+            interpreter.reset_all_variables()  # each batch on its own: an LSTM's state would carry over from the last one
             outputs = runner(**feed)
         except (ValueError, RuntimeError) as exc:
             raise RuntimeFailure(f"LiteRT failed to run {artifact.path}: {exc}") from exc

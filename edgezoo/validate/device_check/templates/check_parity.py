@@ -170,12 +170,14 @@ def open_tflite(model_path: Path, options: dict):
     module, name = _import_first(["ai_edge_litert.interpreter", "tflite_runtime.interpreter"])
     try:
         interpreter = module.Interpreter(model_path=str(model_path), num_threads=options.get("num_threads", 1))
+        interpreter.allocate_tensors()
         runner = interpreter.get_signature_runner()
     except (ValueError, RuntimeError) as exc:
         raise RuntimeError(f"{name} cannot load {model_path}: {exc}") from exc
     inputs, outputs = runner.get_input_details(), runner.get_output_details()
 
     def run(sample: dict) -> dict:
+        interpreter.reset_all_variables()  # each sample on its own: an LSTM's state would carry over
         result = runner(**{key: _to_input(sample[key], detail) for key, detail in inputs.items()})
         return {key: _from_output(value, outputs[key]) for key, value in result.items()}
 
