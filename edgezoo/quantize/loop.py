@@ -175,7 +175,8 @@ def convert_checked(target: Target, quantization: Quantization, workdir: Path, o
     falls_back = not parity.passed and may_fall_back
     trace = study.trace(artifact, bits, with_layers=options.explain_quantization or falls_back, settling=not parity.passed)
     section = {"auto": options.auto_fallback, "allowed_by_target": allowed, "requested_keep_float": list(keep),
-               "kept_float": _really_float(artifact, kept), "steps": [], "converter_failure": converter_failure}
+               "kept_float": _really_float(artifact, kept), "steps": [], "converter_failure": converter_failure,
+               "plain": {"size_bytes": artifact.size_bytes, "snr_db": worst_snr(parity), "passed": parity.passed, "parity": parity.summary()}}
     if parity.passed:
         outcome, message = "not needed", f"{quantization.value} parity passed" + (" with the layers asked for in float." if kept else " without moving layers to float.")
         if converter_failure:
