@@ -1,10 +1,11 @@
 """`--quantize auto`: the smallest artifact that meets the target's tolerance.
 
-Candidates in order of size: full int8, int16x8 and dynamic-range int8 (int8 weights each), then float16, then
-float32. The int8 float fallback (a mix of int8 and float ops, where the profile allows it) lies anywhere between
-int8 and float32 in size, so it is tried after the integer candidates and float16, and is kept only when it is
-smaller than a passing float16 artifact. The first candidate that passes is kept; each one tried is reported (size, SNR, verdict,
-time). Only modes the profile has a tolerance table for are candidates.
+Candidates in order of size: full int8 (with the float fallback where the profile allows it), int16x8 and
+dynamic-range int8 (int8 weights each), float16, float32; the first that passes ends the search. A fallback mix of
+int8 and float ops lies anywhere between int8 and float32 in size, so after one passes the next candidates are still
+tried until one passes, and the smaller of the two is kept (dynamic-fcn: a 9,840-byte mix against 10,680 bytes of
+int16x8; audio-convspec: float16's 31,980 bytes against a 37,088-byte mix). Each candidate tried is reported (size,
+SNR, verdict, time). Only modes the profile has a tolerance table for are candidates.
 """
 
 from __future__ import annotations
@@ -54,27 +55,31 @@ def convert_auto(target: Target, workdir, options) -> CheckedConversion:
         tried[name] = (checked, folder)
         return checked
 
+    fallback = target.is_tflite and target.profile.allow_float_fallback and options.auto_fallback
     chosen = None
-    for quantization in INTEGER_CANDIDATES:
-        if quantization not in accepted:
+    order = [q for q in (*INTEGER_CANDIDATES, *FLOAT_CANDIDATES) if q in accepted]
+    for quantization in order:
+        name = quantization.value
+        checked = attempt(name, quantization, fallback=fallback and quantization is Quantization.INT8)
+        if checked is None:
             continue
-        checked = attempt(quantization.value, quantization, fallback=False)
-        if checked is not None and checked.parity.passed:
-            chosen = quantization.value
-            break
-    float16 = None
-    if chosen is None and Quantization.FLOAT16 in accepted:
-        float16 = attempt("float16", Quantization.FLOAT16)
-    fallback_possible = target.is_tflite and Quantization.INT8 in accepted and target.profile.allow_float_fallback and options.auto_fallback
-    if chosen is None and fallback_possible:
-        mix = attempt(MIX, Quantization.INT8)
-        if mix is not None and mix.parity.passed and mix.report["float_fallback"]["outcome"] == "passed":
-            chosen = MIX
-    if float16 is not None and float16.parity.passed and (chosen is None or float16.artifact.size_bytes <= tried[chosen][0].artifact.size_bytes):
-        chosen = "float16"  # a mix of int8 and float ops can be larger than float16: the smaller one is kept
-    if chosen is None and Quantization.FLOAT32 in accepted:
-        if attempt("float32", Quantization.FLOAT32) is not None and tried["float32"][0].parity.passed:
-            chosen = "float32"
+        if quantization is Quantization.INT8 and checked.report["float_fallback"]["steps"]:
+            # The fallback ran: the plain int8 conversion failed parity, and the mix found is a candidate of its own.
+            section = checked.report["float_fallback"]
+            plain = section["plain"]
+            mix_row = {**rows[-1], "candidate": MIX, "seconds": round(rows[-1]["seconds"] - plain["seconds"], 3), "note": section["message"]}
+            if section["outcome"] != "passed":  # the artifact is still the plain int8 one: the mix row has no artifact
+                mix_row.update(quantization=None, size_bytes=None, snr_db=None, passed=False, verdict="no mix passed")
+            rows[-1:] = [{"candidate": name, "quantization": name, "size_bytes": plain["size_bytes"], "snr_db": plain["snr_db"],
+                          "passed": False, "verdict": "parity failed", "seconds": plain["seconds"], "note": plain["parity"]}, mix_row]
+            if section["outcome"] == "passed":
+                tried[MIX] = tried.pop(name)
+                chosen = MIX  # a mix lies anywhere between int8 and float32 in size: the next candidates may be smaller
+            continue
+        if checked.parity.passed:
+            if chosen is None or checked.artifact.size_bytes < tried[chosen][0].artifact.size_bytes:
+                chosen = name
+            break  # the candidates after this one are larger
     if not tried:  # no candidate could even be made: the last one's error says why
         raise errors[-1]
     kept_name = chosen or _best_failed(rows, tried)
@@ -83,8 +88,7 @@ def convert_auto(target: Target, workdir, options) -> CheckedConversion:
         shutil.copy2(path, workdir / path.relative_to(folder))
     for row in rows:
         row["kept"] = row["candidate"] == kept_name
-    section = {"requested": "auto", "chosen": chosen, "kept": kept_name, "candidates": rows,
-               "order": [q.value for q in (*INTEGER_CANDIDATES, *FLOAT_CANDIDATES) if q in accepted]}
+    section = {"requested": "auto", "chosen": chosen, "kept": kept_name, "candidates": rows, "order": [q.value for q in order]}
     return dataclasses.replace(checked, artifact=checked.artifact.relocated(folder, workdir),
                                report={**checked.report, "auto_quantization": section})
 

@@ -158,6 +158,7 @@ def convert_checked(target: Target, quantization: Quantization, workdir: Path, o
     kept = search.resolve_layers(keep, study.sites) if keep else ()
     may_fall_back = quantization is Quantization.INT8 and allowed and options.auto_fallback and fallback
     converter_failure = None
+    start = time.perf_counter()
     with target.step(f"converting to {profile.format} ({quantization.value})" + (f", {len(kept)} op(s) kept in float" if kept else "")):
         if kept:
             artifact = study.mixed(request, kept, workdir)
@@ -176,7 +177,8 @@ def convert_checked(target: Target, quantization: Quantization, workdir: Path, o
     trace = study.trace(artifact, bits, with_layers=options.explain_quantization or falls_back, settling=not parity.passed)
     section = {"auto": options.auto_fallback, "allowed_by_target": allowed, "requested_keep_float": list(keep),
                "kept_float": _really_float(artifact, kept), "steps": [], "converter_failure": converter_failure,
-               "plain": {"size_bytes": artifact.size_bytes, "snr_db": worst_snr(parity), "passed": parity.passed, "parity": parity.summary()}}
+               "plain": {"size_bytes": artifact.size_bytes, "snr_db": worst_snr(parity), "passed": parity.passed, "parity": parity.summary(),
+                         "seconds": round(time.perf_counter() - start, 3)}}
     if parity.passed:
         outcome, message = "not needed", f"{quantization.value} parity passed" + (" with the layers asked for in float." if kept else " without moving layers to float.")
         if converter_failure:

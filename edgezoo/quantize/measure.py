@@ -157,8 +157,12 @@ def layer_effects(float_tflite: bytes, int8_tflite: bytes, samples: list[dict]) 
     graph_inputs = {d["index"] for d in quantized.interpreter.get_input_details()}
     precisions = {p.output: p for p in op_precisions(int8_tflite)}
     watched = []  # (op details, output index, activation input indices)
+    seen = set()
     for op in quantized.interpreter._get_ops_details():
         out = op["outputs"][0] if len(op["outputs"]) else None
+        if op["op_name"] == "DELEGATE" or out in seen:  # XNNPACK's delegate nodes repeat the outputs of the ops they took
+            continue
+        seen.add(out)
         precision = precisions.get(names.get(out, ""))
         if out is None or precision is None or precision.precision not in (INT8, INT16) or names[out] not in float_index:
             continue
