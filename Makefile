@@ -9,10 +9,12 @@ JS_STAMP := $(JS_DIR)/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 DEVICE_VENV := .venv-device
 DEVICE_STAMP := $(DEVICE_VENV)/.ready
+MEDIAPIPE_VENV := .venv-mediapipe
+MEDIAPIPE_STAMP := $(MEDIAPIPE_VENV)/.ready
 
 .PHONY: demo test bench install clean
 
-install: $(STAMP) $(JS_STAMP) $(CHROMIUM) $(DEVICE_STAMP)
+install: $(STAMP) $(JS_STAMP) $(CHROMIUM) $(DEVICE_STAMP) $(MEDIAPIPE_STAMP)
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +39,14 @@ $(DEVICE_STAMP): requirements/device.txt
 	$(PYTHON) -m venv $(DEVICE_VENV)
 	$(DEVICE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/device.txt
 	cp requirements/device.txt $(DEVICE_STAMP)
+
+# MediaPipe Tasks, to classify images with edgezoo's .tflite files as an app would (requirements/mediapipe.txt says
+# why --no-deps). Like the device environment, the stamp holds the requirements; the tests remake it when they differ.
+$(MEDIAPIPE_STAMP): requirements/mediapipe.txt
+	rm -rf $(MEDIAPIPE_VENV)
+	$(PYTHON) -m venv $(MEDIAPIPE_VENV)
+	$(MEDIAPIPE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/mediapipe.txt
+	cp requirements/mediapipe.txt $(MEDIAPIPE_STAMP)
 
 demo: install
 	$(VENV)/bin/edgezoo convert digits-cnn --target all --out build --force

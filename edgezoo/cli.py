@@ -152,7 +152,7 @@ def _run_convert(args, console: Console) -> int:
         if target.failure is not None:
             lines.append(f"{target.target}: {target.status.upper()} (exit {target.exit_code}): {target.failure.message}")
             continue
-        verdict = "passed" if target.passed else "FAILED"
+        verdict = {"passed": "passed", "parity failed": "FAILED", "runtime failed": "RUNTIME FAILED"}[target.status]
         size_kb = target.artifact.size_bytes / 1024
         lines.append(
             f"{target.target}: {target.artifact.path} ({size_kb:.1f} KiB, {target.artifact.format} {target.artifact.quantization.value})\n"
@@ -183,6 +183,8 @@ def _optimisation_lines(report: dict) -> list[str]:
     from edgezoo.quantize.loop import summary_lines
 
     lines = [prune.summary_line(report["pruning"])] if "pruning" in report else []
+    if report.get("artifact", {}).get("state_note"):
+        lines.append(f"  note: {report['artifact']['state_note']}")
     return lines + summary_lines(report)
 
 
@@ -239,6 +241,7 @@ def _add_validate(subparsers) -> None:
 
 
 def _run_validate(args, console: Console) -> int:
+    from edgezoo.artifacts.inspection import metadata_lines
     from edgezoo.options import from_namespace
     from edgezoo.pipeline import Feedback
     from edgezoo.validate.standalone import ValidateOptions, validate_artifact
@@ -255,8 +258,9 @@ def _run_validate(args, console: Console) -> int:
         + "".join(f"  {line}\n" for line in _matching_lines(validated["matching"]))
         + f"  report: {result.output_dir / 'report.html'}"
     )
+    human += "".join(f"\n{line}" for line in metadata_lines(result.report.get("metadata")))  # read back from the artifact
     console.result(result.to_json(), human)
-    return EXIT_OK if result.passed else EXIT_PARITY
+    return result.parity.exit_code  # 0 within tolerance, 1 parity below it, 4 the runtime could not run it
 
 
 def _matching_lines(matching: dict) -> list[str]:
@@ -304,6 +308,30 @@ def _run_bench(args, console: Console) -> int:
     options = from_namespace(BenchOptions, args)
     result = bench(args.artifact, options, step=console.step)
     console.result(result.to_json(), describe(result))
+    return EXIT_OK
+
+
+# --- inspect -------------------------------------------------------------------------------------
+
+
+def _add_inspect(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "inspect",
+        help="what an artifact file is: inputs, outputs, quantisation, metadata, labels, ops and the runtimes that run them",
+        description="Read ARTIFACT (.tflite, .onnx, TF.js model.json or its folder) without running it: format, size, inputs "
+        "and outputs with shapes, dtypes and quantisation, the metadata and labels it carries, its ops (for TFLite: which of "
+        "LiteRT and TensorFlow Lite Micro has each), and what edgezoo recorded when it made the file (the measured arena).",
+    )
+    parser.add_argument("artifact", help="a .tflite, an .onnx, or a TF.js model.json (or its folder)")
+    _common(parser)
+    parser.set_defaults(handler=_run_inspect)
+
+
+def _run_inspect(args, console: Console) -> int:
+    from edgezoo.artifacts.inspection import describe, inspect
+
+    data = inspect(args.artifact)
+    console.result(data, describe(data))
     return EXIT_OK
 
 
@@ -421,7 +449,7 @@ def _run_targets_show(args, console: Console) -> int:
 
 # --- entry point -------------------------------------------------------------------------------
 
-COMMANDS = (_add_convert, _add_validate, _add_bench, _add_zoo, _add_targets)
+COMMANDS = (_add_convert, _add_validate, _add_bench, _add_inspect, _add_zoo, _add_targets)
 
 
 def build_parser() -> argparse.ArgumentParser:

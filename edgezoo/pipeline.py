@@ -11,9 +11,11 @@ from typing import Callable, ContextManager
 from edgezoo import _tf, calibration as calibration_data
 from edgezoo.converter import converter_for
 from edgezoo.converter.base import Artifact, ConversionRequest, QuantizationRequest
-from edgezoo.errors import ConversionError, EdgezooError, ParityError
+from edgezoo.errors import ConversionError, EdgezooError
+from edgezoo.metadata import embed as embed_metadata, read as read_metadata
 from edgezoo.options import ConvertOptions
 from edgezoo.output import OutputTree
+from edgezoo.reports import reproducibility
 from edgezoo.reports.json_report import golden_digest, run_summary, target_report, write_json
 from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile, static_shape
 from edgezoo.targets.constraints import finish_artifact, prepare_model
@@ -77,13 +79,13 @@ class TargetResult:
         """0 passed, 1 parity below tolerance, else the exit code of the error that stopped the target."""
         if self.failure is not None:
             return self.failure.exit_code
-        return 0 if self.parity.passed else ParityError.exit_code
+        return self.parity.exit_code
 
     @property
     def status(self) -> str:
         if self.failure is not None:
             return self.failure.status
-        return "passed" if self.parity.passed else "parity failed"
+        return self.parity.status
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class ConversionResult:
 
     @property
     def exit_code(self) -> int:
-        """The most severe of the targets' exit codes (the highest: 4 tool failed > 3 refused > 2 bad input > 1 parity)."""
+        """The most severe of the targets' exit codes (the highest: 4 tool or runtime failed > 3 refused > 2 bad input > 1 parity)."""
         return max((t.exit_code for t in self.targets), default=0)
 
     def to_json(self) -> dict:
@@ -203,7 +205,9 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         check = lambda artifact, mode: check_parity(  # noqa: E731
             artifact, profile.runtime, data.heldout, reference, classifier=model.is_classifier, tolerance=profile.tolerance_for(mode)
         )
-        finish = lambda artifact, folder: finish_artifact(profile, artifact, folder, feedback.step)  # noqa: E731  ops, flash, arena and RAM; C sources
+        # Metadata first (labels, normalisation, source), so the target's checks and the parity check see the file that ships;
+        # then ops, flash, arena and RAM, and C sources.
+        finish = lambda artifact, folder: finish_artifact(profile, embed_metadata(model, artifact), folder, feedback.step)  # noqa: E731
         target = Target(converter_for(profile.format), target_model, profile, data, lambda mode: conversion_request(profile, mode, data),
                         check, finish, feedback)
         # Converts and checks parity; full-integer TFLite is traced to its error's sources and int8 falls back to float
@@ -212,6 +216,8 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         artifact, parity = checked.artifact, checked.parity
         golden = GoldenSet(model.name, profile.name, parity.tolerance, model.is_classifier, data.heldout, reference)
         extra = dict(checked.report)
+        extra["reproducibility"] = reproducibility.section(model=model, profile=profile, quantization=quantization, options=options,
+                                                           data=data, artifact=artifact, folder=staging)
         if pruning is not None:
             extra["pruning"] = pruning.to_json(artifact)
         report = write_evidence(staging, model=model, profile=profile, artifact=artifact, parity=parity, data=data, golden=golden,
@@ -226,6 +232,7 @@ def write_evidence(staging: Path, *, model, profile, artifact, parity, data, gol
     report = target_report(model=model, profile=profile, artifact=artifact, parity=parity, calibration=data,
                            output_dir=staging, device_check=device_check, footprint=footprint(model, artifact))
     report.update(extra)
+    report["metadata"] = read_metadata(artifact.format, artifact.path)  # read back from the file that was checked
     write_json(staging / "report.json", report)
     write_target_html(staging, report)
     return report

@@ -18,8 +18,6 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# gesture-lstm's LSTM converts to TFLite only with a static batch.
-INPUT_SHAPES = {"gesture-lstm": (("", (1, 20, 3)),)}
 CELLS = (("phone", "int8"), ("phone", "auto"), ("onnx", "float32"), ("onnx", "int8"), ("onnx", "dynamic-int8"))
 
 
@@ -30,8 +28,7 @@ def measure(name: str) -> dict:
     figures = {"model": name}
     with tempfile.TemporaryDirectory() as out:
         for target, quantize in CELLS:
-            extra = {"input_shapes": INPUT_SHAPES[name]} if name in INPUT_SHAPES and target == "phone" else {}
-            cell, done = corpus.convert_cell(name, target, Path(out) / f"{target}-{quantize}", quantize=quantize, **extra)
+            cell, done = corpus.convert_cell(name, target, Path(out) / f"{target}-{quantize}", quantize=quantize)
             row = {"verdict": cell.verdict, "size_bytes": cell.size_bytes, "snr_db": cell.worst_snr_db, "seconds": round(cell.seconds, 1),
                    "reason": cell.reason}
             report = done.report if done is not None else {}

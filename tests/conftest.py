@@ -68,6 +68,24 @@ def mobilenet_tfjs(tmp_path_factory, mobilenet_v2):
     return convert(mobilenet_v2[0], "tfjs", tmp_path_factory.mktemp("mobilenet_tfjs"))
 
 
+def side_environment(folder: Path, requirements: Path, *pip_flags: str) -> Path:
+    """A small virtual environment of its own (.venv-device, .venv-mediapipe): made by `make install`, or here on first
+    use, and remade when its requirements file changed (the stamp holds the requirements it was made from)."""
+    import shutil
+
+    python = folder / "bin" / "python"
+    stamp = folder / ".ready"
+    wanted = requirements.read_text()
+    if not stamp.exists() or stamp.read_text() != wanted:
+        shutil.rmtree(folder, ignore_errors=True)
+        base = getattr(sys, "_base_executable", sys.executable)
+        subprocess.run([base, "-m", "venv", str(folder)], check=True, timeout=120)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pip_flags, "-r", str(requirements)],
+                       check=True, timeout=900)
+        stamp.write_text(wanted)
+    return python
+
+
 def run_edgezoo(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """The CLI as a user runs it: a separate process, its exit code, stdout and stderr."""
     return subprocess.run(

@@ -16,7 +16,7 @@ from edgezoo.targets.profile import LIMITS
 
 from edgezoo.validate import metrics
 from edgezoo.validate.device_check import GoldenSet, device_script
-from tests.conftest import REPO
+from tests.conftest import REPO, side_environment
 from tests.tamper import tamper_onnx_weights, tamper_tfjs_weights, tamper_tflite_weights
 
 DEVICE_VENV = REPO / ".venv-device"
@@ -26,19 +26,7 @@ ALLOWED_IN_DEVICE_VENV = {"numpy", "tflite-runtime", "tflite_runtime", "pip", "s
 @pytest.fixture(scope="session")
 def device_python():
     """The device's Python; made once (by `make install`, or here on first use) and kept in .venv-device/."""
-    python = DEVICE_VENV / "bin" / "python"
-    stamp = DEVICE_VENV / ".ready"
-    wanted = DEVICE_REQUIREMENTS.read_text()
-    if not stamp.exists() or stamp.read_text() != wanted:
-        shutil.rmtree(DEVICE_VENV, ignore_errors=True)
-        base = getattr(sys, "_base_executable", sys.executable)
-        subprocess.run([base, "-m", "venv", str(DEVICE_VENV)], check=True, timeout=120)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(DEVICE_REQUIREMENTS)],
-            check=True, timeout=900,
-        )
-        stamp.write_text(wanted)
-    return python
+    return side_environment(DEVICE_VENV, DEVICE_REQUIREMENTS)
 
 
 def _device_env(folder):

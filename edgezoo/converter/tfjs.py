@@ -79,8 +79,9 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
             ) from exc
     model_json = json.loads((out / MAIN_FILE).read_text())
     check_ops(model_json, model.name)
-    if _name_signature(model_json, model):
-        (out / MAIN_FILE).write_text(json.dumps(model_json))
+    _name_signature(model_json, model)
+    # Always rewritten, keys sorted: node attributes come from protobuf maps, in a different order in each process.
+    (out / MAIN_FILE).write_text(json.dumps(model_json, sort_keys=True))
     _check_signature(model_json, model)
     shards = [out / path for group in model_json["weightsManifest"] for path in group["paths"]]
     return Artifact.of_model(

@@ -36,7 +36,20 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
             ) from exc
     path = workdir / FILENAME
     path.write_bytes(flatbuffer)
-    return Artifact.of_model(model, request, format=FORMAT, files=(path,), ops=ops_used(flatbuffer))
+    return Artifact.of_model(model, request, format=FORMAT, files=(path,), ops=ops_used(flatbuffer), details=state_details(flatbuffer))
+
+
+def state_details(flatbuffer: bytes) -> dict:
+    """What the report must say about state the model keeps between invocations (none for most models)."""
+    from edgezoo.converter.tflite_flatbuffer import variable_tensors
+
+    names = variable_tensors(flatbuffer)
+    if not names:
+        return {}
+    return {"variable_tensors": list(names), "state_note": (
+        f"the model keeps state in {len(names)} variable tensor(s) from one invocation to the next (a fused recurrent layer); "
+        "the original starts every call from zero, so reset the interpreter's variables before each independent input "
+        "(LiteRT: interpreter.reset_all_variables(); TFLM: MicroInterpreter::Reset()), as the parity check does.")}
 
 
 def _configure(converter, tf, request: ConversionRequest) -> None:
@@ -52,8 +65,7 @@ def _configure(converter, tf, request: ConversionRequest) -> None:
         if request.calibration is None:
             raise CalibrationDataError(f"{quantization.value} quantisation needs calibration data; pass --calibration.")
         calibration = request.calibration
-        # Samples by input name: the calibrator orders them as the model's inputs (a list in sorted-name order fed
-        # housing-regression's two inputs to the wrong tensors).
+        # By name: with a signature the calibrator maps dict samples to the right inputs, whatever their order.
         converter.representative_dataset = lambda: (dict(sample) for sample in calibration.representative_samples())
         if quantization is Quantization.INT8:
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -157,3 +157,14 @@ def read_flatbuffer(data: bytes, signature_key: str | None = None) -> Flatbuffer
     except Exception as exc:  # flatbuffers raises struct, index and value errors on damaged files
         raise CorruptModelError(f"not a readable .tflite flatbuffer: {type(exc).__name__}: {exc}") from exc
     return FlatbufferSummary(tuple(ops), inputs, outputs)
+
+
+def variable_tensors(data: bytes) -> tuple[str, ...]:
+    """Names of the main subgraph's variable tensors: state a runtime keeps from one invocation to the next
+    (a recurrent layer's fused LSTM keeps its hidden and cell state there) until it resets its variables."""
+    schema = _schema()
+    try:
+        subgraph = schema.Model.GetRootAs(data, 0).Subgraphs(0)
+        return tuple((subgraph.Tensors(i).Name() or b"").decode() for i in range(subgraph.TensorsLength()) if subgraph.Tensors(i).IsVariable())
+    except Exception as exc:  # flatbuffers raises struct, index and value errors on damaged files
+        raise CorruptModelError(f"not a readable .tflite flatbuffer: {type(exc).__name__}: {exc}") from exc

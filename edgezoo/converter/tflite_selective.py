@@ -239,4 +239,4 @@ def mixed_artifact(model, request, float_tflite: bytes, calibration: Calibration
     integer = {op.precision for op in op_precisions(flatbuffer)} & {INT8, INT16}
     made = request.quantization if integer else Quantization.FLOAT32
     return Artifact.of_model(model, dataclasses.replace(request, quantization=made), format=tflite.FORMAT, files=(path,),
-                             ops=tflite.ops_used(flatbuffer), details={"quantizer": "ai-edge-quantizer"})
+                             ops=tflite.ops_used(flatbuffer), details={"quantizer": "ai-edge-quantizer", **tflite.state_details(flatbuffer)})

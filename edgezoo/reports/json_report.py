@@ -96,8 +96,8 @@ def run_summary(model, targets: list, model_dir: Path, golden: dict | None = Non
             {
                 "target": name,
                 "failed": False,
-                "status": "passed" if report["passed"] else "parity failed",
-                "exit_code": 0 if report["passed"] else 1,
+                "status": "runtime failed" if parity["error"] else "passed" if report["passed"] else "parity failed",
+                "exit_code": 4 if parity["error"] else 0 if report["passed"] else 1,
                 "folder": folder.relative_to(model_dir).as_posix(),
                 "report": (folder / "report.json").relative_to(model_dir).as_posix(),
                 "html": (folder / "report.html").relative_to(model_dir).as_posix(),

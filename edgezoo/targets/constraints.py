@@ -48,6 +48,9 @@ def prepare_model(model: LoadedModel, profile: TargetProfile, step: Step = _no_s
         shown = ", ".join(f"{name} {static_shape.show(fixed.shape)}" for name, fixed in shapes.items())
         with step(f"{profile.name}: fixing the input shapes ({shown})"):
             model = static_shape.fix_shapes(model, {name: fixed.shape for name, fixed in shapes.items()})
+    if profile.format == "tflite" and (why := static_shape.tflite_needs_static_batch(model)):
+        with step(f"{profile.name}: fixing the batch to 1 ({why})"):
+            model = static_shape.with_batch_of_one(model, why)
     if profile.op_set is not None:
         from edgezoo.targets.op_check import check_before_conversion
 

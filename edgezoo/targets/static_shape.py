@@ -245,3 +245,28 @@ def fix_shapes(model: LoadedModel, shapes: dict[str, Shape]) -> LoadedModel:
 def fix_batch(model: LoadedModel, batch: int) -> LoadedModel:
     """The model with every input's batch fixed to `batch` (its other dimensions must be static already)."""
     return fix_shapes(model, batch_shapes(model, batch))
+
+
+# A recurrent layer traced with a dynamic batch keeps TensorList ops (TensorListReserve of an element shape [?, units])
+# that the TFLite converter cannot lower to builtins; with a static batch it fuses the layer (UNIDIRECTIONAL_SEQUENCE_LSTM).
+TENSOR_LIST_OPS = frozenset({"TensorListReserve", "TensorListFromTensor", "TensorListStack", "TensorListSetItem", "TensorListGetItem"})
+
+
+def tflite_needs_static_batch(model: LoadedModel) -> str | None:
+    """Why a TFLite conversion of this model needs its batch fixed to 1 first, or None."""
+    if not any(spec.shape and spec.shape[0] is None for spec in model.inputs):
+        return None
+    from edgezoo.zoo.base import graph_op_names
+
+    found = sorted(graph_op_names(model.saved_model_dir) & TENSOR_LIST_OPS)
+    if not found:
+        return None
+    return (f"its graph holds {', '.join(found)} (a recurrent layer), which the TFLite converter lowers to builtin ops "
+            "only with a static batch")
+
+
+def with_batch_of_one(model: LoadedModel, why: str) -> LoadedModel:
+    """The model with its batch fixed to 1 (other dimensions as they are), the reason kept in its details."""
+    fixed = fix_shapes(model, {spec.name: (1, *spec.shape[1:]) for spec in model.inputs})
+    note = {"batch": 1, "why": why}
+    return dataclasses.replace(fixed, details={**fixed.details, "batch_fixed_for_conversion": note})

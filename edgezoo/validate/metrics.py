@@ -74,14 +74,16 @@ def rmse(ref, out):
 
 @metric("cosine")
 def cosine(ref, out):
-    """Mean over samples of the cosine similarity between the flattened outputs."""
+    """Cosine similarity of each sample's flattened outputs, averaged with each sample's weight ‖ref‖·‖out‖:
+    sum <ref_i, out_i> / sum ‖ref_i‖‖out_i‖. A plain mean lets a sample whose output is all but zero (an empty
+    mask) count as much as the rest, and its direction is noise; weighted, it counts as little as it weighs.
+    Equal to the plain mean where every sample has the same norm (an L2-normalised embedding); 1 for identical outputs."""
     a = ref.reshape(len(ref), -1).astype(np.float64)
     b = out.reshape(len(out), -1).astype(np.float64)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    same = np.all(a == b, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_sample = np.where(norms > 0, np.sum(a * b, axis=1) / np.where(norms > 0, norms, 1), 0.0)
-    return float(np.mean(np.where(same, 1.0, per_sample)))
+    if np.array_equal(a, b):
+        return 1.0
+    weight = float(np.sum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)))
+    return float(np.sum(a * b) / weight) if weight > 0 else 0.0
 
 
 @metric("snr_db")

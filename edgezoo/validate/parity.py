@@ -49,6 +49,17 @@ class ParityReport:
     def passed(self) -> bool:
         return self.error is None and all(o.passed for o in self.outputs)
 
+    @property
+    def exit_code(self) -> int:
+        """0 within tolerance, 1 parity below it, 4 the runtime could not run the artifact (DESIGN.md's codes)."""
+        if self.error is not None:
+            return 4
+        return 0 if self.passed else 1
+
+    @property
+    def status(self) -> str:
+        return "runtime failed" if self.error is not None else "passed" if self.passed else "parity failed"
+
     def summary(self) -> str:
         if self.error:
             return f"{self.runtime} failed: {self.error}"

@@ -9,16 +9,16 @@ tolerances are the target profile's for the quantisation the artifact turns out 
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from edgezoo.artifacts import ARTIFACT_KINDS, ArtifactInfo, ArtifactKind, artifact_kind  # noqa: F401 (validate's readers)
+from edgezoo.artifacts import artifact_path as _artifact_path
 from edgezoo.converter.base import Artifact, Quantization
-from edgezoo.errors import CorruptModelError, UsageError
+from edgezoo.errors import UsageError
 from edgezoo.options import ConvertOptions
 from edgezoo.validate import matching
 
@@ -58,26 +58,6 @@ class ValidateOptions:
 
 
 @dataclass(frozen=True)
-class ArtifactInfo:
-    """What an artifact file says about itself."""
-
-    main: Path
-    files: tuple[Path, ...]
-    inputs: dict[str, tuple]  # the artifact's tensor names -> shapes (None where dynamic)
-    outputs: dict[str, tuple]
-    ops: tuple[str, ...]
-    quantization: Quantization
-
-
-@dataclass(frozen=True)
-class ArtifactKind:
-    format: str
-    target: str  # the built-in profile used when none is given
-    matches: Callable[[Path], bool]
-    inspect: Callable[[Path], ArtifactInfo]
-
-
-@dataclass(frozen=True)
 class ValidationResult:
     target: str
     output_dir: Path
@@ -92,127 +72,6 @@ class ValidationResult:
 
     def to_json(self) -> dict:
         return {"passed": self.passed, "target": self.target, "output_dir": str(self.output_dir), "report": self.report}
-
-
-# --- reading artifacts ---------------------------------------------------------------------------
-
-
-def _inspect_tflite(path: Path) -> ArtifactInfo:
-    from ai_edge_litert.interpreter import Interpreter
-
-    from edgezoo.converter.tflite import ops_used
-
-    try:
-        interpreter = Interpreter(model_path=str(path))
-        runner = interpreter.get_signature_runner()
-    except (ValueError, RuntimeError) as exc:
-        raise CorruptModelError(f"{path} is not a .tflite model LiteRT can open with a signature: {exc}") from exc
-    shapes = lambda details: {name: tuple(None if d < 0 else int(d) for d in detail["shape_signature"]) for name, detail in details.items()}  # noqa: E731
-    tensors = interpreter.get_tensor_details()
-    return ArtifactInfo(
-        main=path,
-        files=(path,),
-        inputs=shapes(runner.get_input_details()),
-        outputs=shapes(runner.get_output_details()),
-        ops=ops_used(path.read_bytes()),
-        quantization=_tflite_quantization(tensors, runner.get_input_details(), ops_used(path.read_bytes())),
-    )
-
-
-def _tflite_quantization(tensors: list[dict], inputs: dict, ops: tuple[str, ...]) -> Quantization:
-    """The quantisation a converted model shows: integer activations, float16 weights, int8 weights alone."""
-    dtypes = {np.dtype(t["dtype"]).name for t in tensors}
-    quantized_int16 = any(np.dtype(t["dtype"]) == np.int16 and t["quantization"][0] for t in tensors)
-    if quantized_int16:
-        return Quantization.INT16X8
-    if "QUANTIZE" in ops or any(np.dtype(d["dtype"]).kind in "iu" and d["quantization"][0] for d in inputs.values()):
-        return Quantization.INT8
-    if "float16" in dtypes:
-        return Quantization.FLOAT16
-    if "int8" in dtypes:
-        return Quantization.DYNAMIC_INT8
-    return Quantization.FLOAT32
-
-
-def _inspect_onnx(path: Path) -> ArtifactInfo:
-    import onnx
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and onnx' own errors
-        raise CorruptModelError(f"{path} is not an ONNX model: {exc}") from exc
-    graph = proto.graph
-    initializers = {t.name for t in graph.initializer}
-    dims = lambda value: tuple(d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim)  # noqa: E731
-    ops = tuple(sorted({node.op_type for node in graph.node}))
-    integer_ops = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}
-    if set(ops) & integer_ops:
-        quantization = Quantization.DYNAMIC_INT8
-    elif set(ops) & {"QuantizeLinear", "QLinearConv", "QLinearMatMul"}:
-        quantization = Quantization.INT8
-    elif any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer):
-        quantization = Quantization.FLOAT16
-    else:
-        quantization = Quantization.FLOAT32
-    return ArtifactInfo(
-        main=path,
-        files=(path,),
-        inputs={value.name: dims(value) for value in graph.input if value.name not in initializers},
-        outputs={value.name: dims(value) for value in graph.output},
-        ops=ops,
-        quantization=quantization,
-    )
-
-
-def _inspect_tfjs(path: Path) -> ArtifactInfo:
-    from edgezoo.converter.tfjs import graph_nodes
-
-    try:
-        model_json = json.loads(path.read_text())
-        manifest = model_json["weightsManifest"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise CorruptModelError(f"{path} is not a TF.js graph model.json: {exc}") from exc
-    signature = model_json.get("signature") or {}
-    if not signature.get("inputs") or not signature.get("outputs"):
-        raise CorruptModelError(f"{path} has no signature; convert the model with tensorflowjs_converter from a SavedModel signature.")
-    dims = lambda spec: tuple(None if int(d.get("size", -1)) < 0 else int(d["size"]) for d in spec.get("tensorShape", {}).get("dim", []))  # noqa: E731
-    shards = tuple(path.parent / p for group in manifest for p in group["paths"])
-    missing = [str(s) for s in shards if not s.exists()]
-    if missing:
-        raise CorruptModelError(f"{path} names weight files that are not there: {', '.join(missing)}.")
-    stored = {w.get("quantization", {}).get("dtype") for group in manifest for w in group["weights"]}
-    quantization = Quantization.FLOAT16 if "float16" in stored else Quantization.DYNAMIC_INT8 if stored & {"uint8", "uint16"} else Quantization.FLOAT32
-    return ArtifactInfo(
-        main=path,
-        files=(path, *shards),
-        inputs={name: dims(spec) for name, spec in signature["inputs"].items()},
-        outputs={name: dims(spec) for name, spec in signature["outputs"].items()},
-        ops=tuple(sorted({op for _, op in graph_nodes(model_json)} - {"Const", "Placeholder"})),
-        quantization=quantization,
-    )
-
-
-ARTIFACT_KINDS = (
-    ArtifactKind("tflite", "phone", lambda p: p.suffix == ".tflite", _inspect_tflite),
-    ArtifactKind("onnx", "onnx", lambda p: p.suffix == ".onnx", _inspect_onnx),
-    ArtifactKind("tfjs", "browser", lambda p: p.suffix == ".json", _inspect_tfjs),
-)
-
-
-def artifact_kind(path: Path) -> ArtifactKind:
-    for kind in ARTIFACT_KINDS:
-        if kind.matches(path):
-            return kind
-    raise UsageError(f"'{path}' is not an artifact edgezoo can validate: give a .tflite, an .onnx, or a TF.js model.json.")
-
-
-def _artifact_path(text: str) -> Path:
-    path = Path(text)
-    if path.is_dir() and (path / "model.json").exists():
-        path = path / "model.json"  # a TF.js model folder
-    if not path.is_file():
-        raise UsageError(f"no artifact at '{text}': the file does not exist.")
-    return path
 
 
 # --- the whole check -----------------------------------------------------------------------------

@@ -83,6 +83,8 @@ class LoadedModel:
     labels: tuple[str, ...] | None = None
     license: str | None = None
     signature_key: str = SIGNATURE_KEY
+    description: str | None = None  # one sentence for people (written into the artifacts' metadata)
+    author: str | None = None
     # Loads the example data lazily; None when the source ships none.
     load_data: Callable[[], ModelData] | None = field(default=None, compare=False, repr=False)
     # What the source knows beyond the above: parameters, the files it fetched and how they were verified.
@@ -104,13 +106,36 @@ class LoadedModel:
             "outputs": [spec.to_json() for spec in self.outputs],
             "preprocessing": self.preprocessing.to_json(),
             "license": self.license,
+            "description": self.description,
+            "author": self.author,
             **({"details": self.details} if self.details else {}),
         }
 
 
-def looks_like_classifier(outputs: tuple[TensorSpec, ...]) -> bool:
-    """One output of shape (batch, classes): what a classifier returns."""
-    return len(outputs) == 1 and len(outputs[0].shape) == 2 and (outputs[0].shape[-1] or 0) > 1
+def looks_like_classifier(outputs: tuple[TensorSpec, ...], saved_model_dir: Path | None = None, named_classifier: bool = False) -> bool:
+    """One output of shape (batch, classes) that is a classifier's: the source says so (`named_classifier`, e.g. a hub
+    handle of a classification module), or the graph ends in a Softmax. An embedding or a multi-label head has the
+    same shape, and top-k agreement on them would judge nothing real, so the shape alone does not decide."""
+    if not (len(outputs) == 1 and len(outputs[0].shape) == 2 and (outputs[0].shape[-1] or 0) > 1):
+        return False
+    return named_classifier or (saved_model_dir is not None and "Softmax" in graph_op_names(saved_model_dir))
+
+
+def graph_op_names(saved_model_dir: Path) -> frozenset[str]:
+    """Every op type in a SavedModel's graph and function library, read from saved_model.pb (nothing is traced)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
+    except (OSError, ValueError) as exc:  # protobuf's DecodeError is a ValueError
+        raise CorruptModelError(f"cannot read {saved_model_dir}/saved_model.pb: {exc}") from exc
+    names = set()
+    for graph in proto.meta_graphs:
+        names.update(node.op for node in graph.graph_def.node)
+        for function in graph.graph_def.library.function:
+            names.update(node.op for node in function.node_def)
+    return frozenset(names)
 
 
 def sha256_of_path(path: Path) -> str:

@@ -59,7 +59,7 @@ def load_hub(source: str, options: LoadOptions) -> LoadedModel:
         inputs=inputs,
         outputs=outputs,
         sha256=details.get("archive_sha256") or sha256_of_path(module_dir),
-        task="classification" if looks_like_classifier(outputs) else None,
+        task="classification" if looks_like_classifier(outputs, saved_model, named_classifier="classification" in handle) else None,
         preprocessing=HUB_IMAGE_PREPROCESSING if image_input else Preprocessing(),
         labels=read_labels(opts["labels"]) if "labels" in opts else None,
         details={**details, "module_dir": str(module_dir)},

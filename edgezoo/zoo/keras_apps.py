@@ -107,6 +107,9 @@ def load_keras_app(source: str, options: LoadOptions) -> LoadedModel:
         preprocessing=FAMILY_PREPROCESSING[request.module],
         labels=labels,
         license=WEIGHTS_LICENSES.get(request.module) if request.weights == "imagenet" else None,
+        description=f"{request.architecture} from tf_keras.applications ({request.canonical}), "
+                    f"{'ImageNet' if request.weights == 'imagenet' else 'random' if request.weights is None else 'user-given'} weights",
+        author="Keras applications (tf_keras)" if request.weights == "imagenet" else None,
         details={
             "architecture": request.architecture,
             "family": request.module,

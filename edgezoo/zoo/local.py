@@ -104,7 +104,7 @@ def load_local(source: str, options: LoadOptions) -> LoadedModel:
         inputs=inputs,
         outputs=outputs,
         sha256=sha256_of_path(path),
-        task="classification" if looks_like_classifier(outputs) else None,
+        task="classification" if looks_like_classifier(outputs, saved_model) else None,
     )
 
 

@@ -121,7 +121,8 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         for name, array in arrays.items():
             buffer = io.BytesIO()
             np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
-            archive.writestr(f"{name}.npy", buffer.getvalue())
+            # A fixed date (writestr would stamp the time): the same golden data gives the same bytes.
+            archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
 
 
 @functools.lru_cache(maxsize=1)

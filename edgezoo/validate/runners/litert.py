@@ -17,7 +17,6 @@ def run(artifact: Artifact, inputs: dict[str, np.ndarray], num_threads: int = 1)
 
     try:
         interpreter = Interpreter(model_path=str(artifact.path), num_threads=num_threads)
-        interpreter.allocate_tensors()  # reset_all_variables below needs the state tensors allocated
         runner = interpreter.get_signature_runner()
     except (ValueError, RuntimeError) as exc:
         raise RuntimeFailure(f"LiteRT cannot load {artifact.path}: {exc}") from exc
@@ -35,8 +34,9 @@ def run(artifact: Artifact, inputs: dict[str, np.ndarray], num_threads: int = 1)
         for name, detail in input_details.items():
             sample = pad_batch(inputs[name][start : start + step], step)
             feed[name] = quantize_input(sample, detail) if detail["dtype"] != sample.dtype and np.issubdtype(detail["dtype"], np.integer) else sample
+        if start:  # each sample from a clean state, as the original sees it (fused LSTMs keep state); a fresh one has it
+            interpreter.reset_all_variables()
         try:
-            interpreter.reset_all_variables()  # each batch on its own: an LSTM's state would carry over from the last one
             outputs = runner(**feed)
         except (ValueError, RuntimeError) as exc:
             raise RuntimeFailure(f"LiteRT failed to run {artifact.path}: {exc}") from exc

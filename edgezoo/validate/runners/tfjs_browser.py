@@ -22,7 +22,7 @@ import numpy as np
 from edgezoo._workspace import scratch_dir
 from edgezoo.converter.base import Artifact, first_line
 from edgezoo.errors import ConversionError, RuntimeFailure
-from edgezoo.validate.runners.tfjs_node import JS_DIR, node_modules, read_outputs, write_inputs
+from edgezoo.validate.runners.tfjs_node import JS_DIR, node_modules, read_outputs, run_failure, write_inputs
 
 RUNTIME = "tfjs-browser"
 BACKEND = "wasm"
@@ -162,10 +162,8 @@ class BrowserSession:
             return read_outputs(exchange)
         except PlaywrightError as exc:
             logged = "; ".join(dict.fromkeys(page_errors))[:2000]
-            raise RuntimeFailure(
-                f"TF.js ({self.backend}) in Chromium could not run {artifact.path}: {first_line(exc).removeprefix('Page.evaluate: ')}"
-                + (f"\nThe page reported: {logged}" if logged else "")
-            ) from exc
+            raise run_failure(artifact, f"TF.js ({self.backend}) in Chromium", first_line(exc).removeprefix("Page.evaluate: ")
+                              + (f"\nThe page reported: {logged}" if logged else "")) from exc
         finally:
             page.close()
             self.server.unmount(model_prefix)

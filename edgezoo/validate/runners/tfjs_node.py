@@ -8,6 +8,7 @@ little-endian arrays), keyed by the signature's names. The browser runner uses t
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 
 from edgezoo._workspace import scratch_dir
 from edgezoo.converter.base import Artifact
-from edgezoo.errors import ConversionError, RuntimeFailure
+from edgezoo.errors import ConversionError, RuntimeFailure, TargetConstraintError
 
 RUNTIME = "tfjs-node"
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
@@ -80,10 +81,35 @@ def run(artifact: Artifact, inputs: dict[str, np.ndarray], backend: str = BACKEN
         except subprocess.TimeoutExpired as exc:
             raise RuntimeFailure(f"TF.js in Node did not finish {artifact.path} within {TIMEOUT_SECONDS} s.") from exc
         if process.returncode != 0:
-            raise RuntimeFailure(f"TF.js in Node could not run {artifact.path}: {harness_error(process.stderr)}")
+            raise run_failure(artifact, f"TF.js in Node ({backend})", harness_error(process.stderr))
         return read_outputs(exchange)
     finally:
         shutil.rmtree(exchange, ignore_errors=True)
+
+
+_MISSING_KERNEL = re.compile(r"Kernel '([A-Za-z0-9_]+)' not registered for backend '([A-Za-z0-9_-]+)'")
+
+
+def run_failure(artifact: Artifact, runner: str, message: str) -> Exception:
+    """What a TF.js failure to run means: a kernel the backend lacks is the model not meeting the target (exit 3),
+    named with the layers that use it; anything else is a runtime failure (exit 4)."""
+    missing = _MISSING_KERNEL.search(message)
+    if missing is None:
+        return RuntimeFailure(f"{runner} could not run {artifact.path}: {message}")
+    kernel, backend = missing.groups()
+    from edgezoo.converter.base import describe_ops_by_layer
+    from edgezoo.converter.tfjs import graph_nodes
+
+    try:
+        nodes = [(op, name) for op, name in graph_nodes(json.loads(artifact.path.read_text())) if op == kernel]
+    except (OSError, ValueError, KeyError):
+        nodes = []
+    where = describe_ops_by_layer(nodes) if nodes else kernel
+    return TargetConstraintError(
+        f"TF.js' {backend} backend has no kernel for {where}, so {runner} cannot run the model (the converter emits the op; "
+        f"the backend does not implement it). Replace those layers with ops the {backend} backend implements, or choose "
+        "another target (onnx, phone)."
+    )
 
 
 def harness_error(stderr: str) -> str:

@@ -66,6 +66,7 @@ def run(model: bytes, arena_size: int, inputs: list[np.ndarray], num_outputs: in
     output_details = [interpreter.get_output_details(i) for i in range(num_outputs)]
     results: list[list[np.ndarray]] = [[] for _ in range(num_outputs)]
     for index in range(len(inputs[0]) if inputs else 0):
+        interpreter.reset()  # each sample from a clean state, as the original sees it (variable tensors of fused LSTMs)
         for position, (array, details) in enumerate(zip(inputs, input_details)):
             interpreter.set_input(_to_tensor(array[index : index + 1], details), position)
         interpreter.invoke()

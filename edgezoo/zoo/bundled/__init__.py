@@ -58,6 +58,8 @@ def load_bundled(source: str, options: LoadOptions) -> LoadedModel:
         preprocessing=Preprocessing.from_json(meta["preprocessing"]),
         labels=tuple(meta["labels"]) if meta.get("labels") else None,
         license=meta.get("weights_license"),
+        description=meta.get("description"),
+        author=meta.get("author"),
         load_data=lambda: _load_data(folder, meta, inputs[0].name),
     )
 

@@ -49,14 +49,13 @@ def mean_abs_error(ref, out):
 
 
 def cosine(ref, out):
-    """Mean over samples of the cosine similarity of the flattened outputs (identical samples count 1)."""
+    """Per-sample cosine similarity weighted by ‖ref_i‖‖out_i‖: sum <ref_i, out_i> / sum ‖ref_i‖‖out_i‖ (1 if identical)."""
     a = ref.reshape(len(ref), -1).astype(np.float64)
     b = out.reshape(len(out), -1).astype(np.float64)
-    scores = []
-    for x, y in zip(a, b):
-        norm = np.linalg.norm(x) * np.linalg.norm(y)
-        scores.append(1.0 if np.array_equal(x, y) else (float(x @ y / norm) if norm > 0 else 0.0))
-    return float(np.mean(scores))
+    if np.array_equal(a, b):
+        return 1.0
+    weight = float(np.sum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)))
+    return float(np.sum(a * b) / weight) if weight > 0 else 0.0
 
 
 def snr_db(ref, out):
@@ -170,14 +169,17 @@ def open_tflite(model_path: Path, options: dict):
     module, name = _import_first(["ai_edge_litert.interpreter", "tflite_runtime.interpreter"])
     try:
         interpreter = module.Interpreter(model_path=str(model_path), num_threads=options.get("num_threads", 1))
-        interpreter.allocate_tensors()
         runner = interpreter.get_signature_runner()
     except (ValueError, RuntimeError) as exc:
         raise RuntimeError(f"{name} cannot load {model_path}: {exc}") from exc
     inputs, outputs = runner.get_input_details(), runner.get_output_details()
 
+    invoked = []
+
     def run(sample: dict) -> dict:
-        interpreter.reset_all_variables()  # each sample on its own: an LSTM's state would carry over
+        if invoked:  # every sample from a clean state (a fused LSTM keeps state between calls); a fresh one has it
+            interpreter.reset_all_variables()
+        invoked.append(True)
         result = runner(**{key: _to_input(sample[key], detail) for key, detail in inputs.items()})
         return {key: _from_output(value, outputs[key]) for key, value in result.items()}
 
@@ -209,6 +211,25 @@ def _version(module_name):
         return importlib.import_module(module_name.split(".")[0]).__version__
     except (ImportError, AttributeError):
         return "?"
+
+
+# --- labels the model carries ---
+
+
+def tflite_labels(model_path: Path):
+    """(file name, labels) from the zip of associated files appended to a .tflite (TFLite metadata), or (None, None)."""
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            names = archive.namelist()
+            name = "labels.txt" if "labels.txt" in names else next((n for n in names if "label" in n.lower()), None)
+            if name is None:
+                return None, None
+            return name, archive.read(name).decode("utf-8", "replace").splitlines()
+    except (OSError, zipfile.BadZipFile):
+        return None, None
+
+
+LABEL_READERS = {"tflite": tflite_labels}
 
 
 # --- the check ---
@@ -281,6 +302,8 @@ def main(argv=None) -> int:
         print(f"check_parity: cannot start: {exc}", file=sys.stderr)
         return 2
     result["model"] = str(model_path)
+    labels_file, labels = LABEL_READERS.get(manifest["format"], lambda path: (None, None))(model_path)
+    result["labels"], result["labels_file"] = labels, labels_file
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -290,6 +313,12 @@ def main(argv=None) -> int:
 
 def _describe(result: dict, manifest: dict) -> str:
     lines = [f"model: {result['model']} ({manifest.get('model_name', '?')}, target {manifest.get('target', '?')})"]
+    labels = result.get("labels")
+    if labels:
+        shown = ", ".join(labels[:10]) + (f", ... ({len(labels)} in all)" if len(labels) > 10 else "")
+        lines.append(f"labels ({len(labels)}, {result['labels_file']} inside the model): {shown}")
+    elif manifest.get("format") in LABEL_READERS:
+        lines.append("labels: none in the model")
     if result["error"]:
         lines.append(f"FAILED: {result['error']}")
         return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""A TF.js graph model read from its model.json: the signature's inputs and outputs, the weight shards it names,
+its ops, the weight quantisation, and userDefinedMetadata."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgezoo.artifacts import ArtifactInfo, TensorInfo
+from edgezoo.converter.base import Quantization
+from edgezoo.errors import CorruptModelError
+
+FORMAT = "tfjs"
+TARGET = "browser"
+DTYPES = {"DT_FLOAT": "float32", "DT_HALF": "float16", "DT_INT32": "int32", "DT_INT64": "int64", "DT_BOOL": "bool",
+          "DT_UINT8": "uint8", "DT_INT8": "int8", "DT_STRING": "str"}
+
+
+def matches(path: Path) -> bool:
+    return path.suffix == ".json"
+
+
+def read(path: Path) -> ArtifactInfo:
+    from edgezoo.converter.tfjs import graph_nodes
+
+    try:
+        model_json = json.loads(path.read_text())
+        manifest = model_json["weightsManifest"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise CorruptModelError(f"{path} is not a TF.js graph model.json: {exc}") from exc
+    signature = model_json.get("signature") or {}
+    if not signature.get("inputs") or not signature.get("outputs"):
+        raise CorruptModelError(f"{path} has no signature; convert the model with tensorflowjs_converter from a SavedModel signature.")
+    shards = tuple(path.parent / p for group in manifest for p in group["paths"])
+    missing = [str(s) for s in shards if not s.exists()]
+    if missing:
+        raise CorruptModelError(f"{path} names weight files that are not there: {', '.join(missing)}.")
+    stored = {w.get("quantization", {}).get("dtype") for group in manifest for w in group["weights"]}
+    quantization = Quantization.FLOAT16 if "float16" in stored else Quantization.DYNAMIC_INT8 if stored & {"uint8", "uint16"} else Quantization.FLOAT32
+    return ArtifactInfo(
+        format=FORMAT,
+        main=path,
+        files=(path, *shards),
+        input_tensors=tuple(_tensor(name, spec) for name, spec in signature["inputs"].items()),
+        output_tensors=tuple(_tensor(name, spec) for name, spec in signature["outputs"].items()),
+        ops=tuple(sorted({op for op, _ in graph_nodes(model_json)} - {"Const", "Placeholder"})),
+        quantization=quantization,
+        metadata=model_json.get("userDefinedMetadata") or None,
+        details={"weights_stored_as": sorted(d or "float32" for d in stored), "shards": len(shards),
+                 "converted_by": model_json.get("convertedBy")},
+    )
+
+
+def _tensor(name: str, spec: dict) -> TensorInfo:
+    dims = tuple(None if int(d.get("size", -1)) < 0 else int(d["size"]) for d in spec.get("tensorShape", {}).get("dim", []))
+    return TensorInfo(name, dims, DTYPES.get(spec.get("dtype"), str(spec.get("dtype", "unknown"))))
