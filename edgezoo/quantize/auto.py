@@ -3,7 +3,7 @@
 Candidates in order of size: full int8 (with the float fallback where the profile allows it), int16x8 and
 dynamic-range int8 (int8 weights each), float16, float32; the first that passes ends the search. A fallback mix of
 int8 and float ops lies anywhere between int8 and float32 in size, so after one passes the next candidates are still
-tried until one passes, and the smaller of the two is kept (dynamic-fcn: a 9,840-byte mix against 10,680 bytes of
+tried until one passes, and the smaller of the two is kept (dynamic-fcn asked for 38 dB of int8: a 9,840-byte mix against 10,680 bytes of
 int16x8; audio-convspec: float16's 31,980 bytes against a 37,088-byte mix). Each candidate tried is reported (size,
 SNR, verdict, time). Only modes the profile has a tolerance table for are candidates.
 """
