@@ -172,13 +172,14 @@ def convert_checked(target: Target, quantization: Quantization, workdir: Path, o
                 artifact = study.mixed(request, (), workdir)
     with target.step(f"checking parity on {profile.runtime}"):
         parity = target.check(artifact, quantization)
+    plain_seconds = round(time.perf_counter() - start, 3)
     bits = 16 if quantization is Quantization.INT16X8 else 8
     falls_back = not parity.passed and may_fall_back
     trace = study.trace(artifact, bits, with_layers=options.explain_quantization or falls_back, settling=not parity.passed)
     section = {"auto": options.auto_fallback, "allowed_by_target": allowed, "requested_keep_float": list(keep),
                "kept_float": _really_float(artifact, kept), "steps": [], "converter_failure": converter_failure,
                "plain": {"size_bytes": artifact.size_bytes, "snr_db": worst_snr(parity), "passed": parity.passed, "parity": parity.summary(),
-                         "seconds": round(time.perf_counter() - start, 3)}}
+                         "seconds": plain_seconds}}
     if parity.passed:
         outcome, message = "not needed", f"{quantization.value} parity passed" + (" with the layers asked for in float." if kept else " without moving layers to float.")
         if converter_failure:
