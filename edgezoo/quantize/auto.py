@@ -89,8 +89,13 @@ def convert_auto(target: Target, workdir, options) -> CheckedConversion:
     for row in rows:
         row["kept"] = row["candidate"] == kept_name
     section = {"requested": "auto", "chosen": chosen, "kept": kept_name, "candidates": rows, "order": [q.value for q in order]}
-    return dataclasses.replace(checked, artifact=checked.artifact.relocated(folder, workdir),
-                               report={**checked.report, "auto_quantization": section})
+    report = dict(checked.report)
+    int8 = tried.get(MIX, tried.get("int8"))
+    if int8 is not None and "quantization_trace" not in report:
+        # The kept artifact is not int8: the int8 candidate's trace and fallback say why, labelled as the int8 candidate's.
+        for key in ("quantization_trace", "float_fallback"):
+            report[key] = {**int8[0].report[key], "candidate": "int8"}
+    return dataclasses.replace(checked, artifact=checked.artifact.relocated(folder, workdir), report={**report, "auto_quantization": section})
 
 
 def _best_failed(rows: list[dict], tried: dict) -> str:

@@ -3,6 +3,7 @@ and auto's candidates (tables, and size against SNR on one plot with the artifac
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 from edgezoo.reports import plots
@@ -10,8 +11,19 @@ from edgezoo.reports import plots
 SOURCE_LABELS = {"io": "inputs/outputs rounded alone", "weights": "int8 weights alone", "activations": "activations (the rest)"}
 
 
+SNR_CAP_DB = 300.0  # measure.SNR_CAP_DB: identical outputs; its negative, NaN or Inf outputs
+
+
 def _db(value) -> str:
-    return "–" if value is None else f"{value:.1f}"
+    if value is None:
+        return "–"
+    if value >= SNR_CAP_DB:
+        return "exact"
+    return "NaN/Inf" if value <= -SNR_CAP_DB else f"{value:.1f}"
+
+
+def _short(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
 
 
 def _bytes(count) -> str:
@@ -31,6 +43,8 @@ def section(report: dict) -> str:
         parts.append(f"<p class=sub>Read from the artifact: ops computing in {escape(counts)}; {precision.get('conversions', 0)} "
                      f"quantize/dequantize op(s)." + (f" Layers computing in float: {escape(shown)}." if layers else "") + "</p>")
     if trace:
+        if trace.get("candidate"):
+            parts.append(f"<p class=sub>The {escape(trace['candidate'])} candidate, not kept:</p>")
         parts.append(_trace(trace))
     if fallback.get("message") and fallback.get("outcome") != "not needed":
         parts.append(f"<div class=warn>Float fallback: {escape(fallback['message'])}</div>")
@@ -42,11 +56,12 @@ def section(report: dict) -> str:
     series = []
     if fallback.get("steps"):
         kept = fallback.get("kept_step")
-        series.append(("fallback steps (ops in float)", [
-            {**s, "kept": i == kept, "label": f"{s['float_count']} op(s) in float"} for i, s in enumerate(fallback["steps"])]))
+        series.append(("fallback steps (ops in float)", [  # under auto, the artifact kept is marked among auto's candidates
+            {**s, "kept": i == kept and not auto, "label": f"{s['float_count']} op(s) in float"} for i, s in enumerate(fallback["steps"])]))
     if auto:
         series.append(("auto candidates", [{**c, "label": c["candidate"]} for c in auto["candidates"]]))
-    chart = plots.size_snr(series, "size against SNR", limit) if series else ""
+    # One SNR limit applies to the fallback's steps (int8's); auto's candidates each have their own tolerance.
+    chart = plots.size_snr(series, "size against SNR", None if auto else limit) if series else ""
     if chart:
         parts.append(f"<div class=plots>{chart}</div>")
     return "".join(parts)
@@ -76,7 +91,7 @@ def _trace(trace: dict) -> str:
                      "to what reaches it), and the model output's SNR with only this op in int8.</p>"
                      f"<table><tr><th>layer</th><th>op</th><th>tensor SNR dB</th><th>own error dB</th><th>alone in int8 dB</th></tr>{body}</table>")
         if total:
-            items = [(layer["layer"], 100 * 10 ** (-layer["solo_snr_db"] / 10) / total, False)
+            items = [(layer["layer"], math.inf if layer["solo_snr_db"] <= -SNR_CAP_DB else 100 * 10 ** (-layer["solo_snr_db"] / 10) / total, False)
                      for layer in layers[:15] if layer.get("solo_snr_db") is not None]
             if items:
                 parts.append("<div class=plots>" + plots.horizontal_bars(items, "each layer alone: % of the int8 model's noise", "%") + "</div>")
@@ -99,7 +114,7 @@ def _auto(auto: dict) -> str:
     rows = "".join(
         f"<tr><th>{escape(c['candidate'])}</th><td class=num>{_bytes(c['size_bytes'])}</td><td class=num>{_db(c['snr_db'])}</td>"
         f"<td class='{'ok' if c['passed'] else 'bad'}'>{escape(c['verdict'])}{' (kept)' if c.get('kept') else ''}</td>"
-        f"<td class=num>{c['seconds']:.1f}</td><td>{escape(c.get('note') or '')[:300]}</td></tr>"
+        f"<td class=num>{c['seconds']:.1f}</td><td>{escape(_short(c.get('note') or ''))}</td></tr>"
         for c in auto["candidates"])
     chosen = auto.get("chosen")
     head = f"auto chose {escape(chosen)}" if chosen else "no candidate passed; the artifact kept is the one closest to the tolerance"
