@@ -197,11 +197,25 @@ def weight_only(float_tflite: bytes) -> bytes:
 def _run(q, qsv, integer_io: bool) -> bytes:
     try:
         with _quiet():
-            flatbuffer = bytes(q.quantize(qsv, enable_progress_report=False).quantized_model)
+            flatbuffer = _inline_buffers(bytes(q.quantize(qsv, enable_progress_report=False).quantized_model))
     except Exception as exc:  # ai-edge-quantizer raises ValueError, KeyError, RuntimeError on graphs it cannot rewrite
         raise ConversionError(f"ai-edge-quantizer could not quantise the model: {type(exc).__name__}: {exc}") from exc
     _check_io(flatbuffer, integer_io)
     return flatbuffer
+
+
+def _inline_buffers(flatbuffer: bytes) -> bytes:
+    """Weights inside the flatbuffer, as TFLite's converter writes them: past 256 KiB of weights, ai-edge-quantizer
+    appends them after it (offset buffers, meant for models over 2 GB), which metadata writers and older runtimes refuse."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    if not any(buffer.offset for buffer in flatbuffer_utils.convert_bytearray_to_object(flatbuffer).buffers):
+        return flatbuffer
+    model = flatbuffer_utils.read_model_from_bytearray(flatbuffer)
+    for buffer in model.buffers:  # as numpy arrays the flatbuffers builder copies them whole, not byte by byte (15 s -> 0.1 s)
+        if buffer.data is not None and not isinstance(buffer.data, np.ndarray):
+            buffer.data = np.frombuffer(bytes(buffer.data), np.uint8)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _check_io(flatbuffer: bytes, integer_io: bool) -> None:
