@@ -194,9 +194,11 @@ def _headline(parity) -> str:
     parts = []
     for output in parity.outputs:
         m = output.metrics
-        figures = [f"max abs err {m['max_abs_error']:.3g}", f"cosine {m['cosine']:.6f}"] if m else []
+        figures = [f"SNR {m['snr_db']:.1f} dB", f"max err/range {m['max_error_over_range']:.2g}", f"max abs err {m['max_abs_error']:.3g}"] if m else []
         if m.get("top1_agreement") is not None:
             figures.append(f"top-1 agreement {100 * m['top1_agreement']:.1f}%")
+        if m.get("decision_agreement") is not None:
+            figures.append(f"decisions agree {100 * m['decision_agreement']:.1f}%")
         text = f"{output.name}: {', '.join(figures)}"
         if output.violations:
             text += f" -- {'; '.join(output.violations)}"

@@ -61,3 +61,8 @@ def test_built_in_profiles_set_only_scale_free_limits():
             assert tolerance.min_snr_db is not None and tolerance.max_error_over_range is not None
             # relative L2 and SNR are one measure (relative L2 = 10 ** (-SNR / 20)); the defaults must agree.
             assert tolerance.max_relative_l2_error == pytest.approx(10 ** (-tolerance.min_snr_db / 20), rel=0.02), (name, quantization)
+
+
+def test_an_output_of_nan_is_no_perfect_snr():
+    ref = RNG.normal(size=(4, 3))
+    assert np.isnan(metrics.snr_db(ref, np.full_like(ref, np.nan)))

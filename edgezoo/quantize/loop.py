@@ -9,6 +9,7 @@ was asked for.
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -56,8 +57,9 @@ class CheckedConversion:
 
 
 def worst_snr(parity) -> float | None:
+    """The worst output's SNR; an output holding NaN or Inf counts as -measure.SNR_CAP_DB (the reports show NaN/Inf)."""
     values = [o.metrics["snr_db"] for o in parity.outputs if o.metrics.get("snr_db") is not None]
-    return min(values) if values else None
+    return min(-measure.SNR_CAP_DB if math.isnan(v) else v for v in values) if values else None
 
 
 class Study:

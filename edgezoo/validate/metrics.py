@@ -90,8 +90,8 @@ def cosine(ref, out):
 def snr_db(ref, out):
     noise = np.sum(_diff(ref, out) ** 2)
     signal = np.sum(ref.astype(np.float64) ** 2)
-    if not np.isfinite(noise):  # NaN or Inf in the artifact's output: min() below would have returned the cap
-        return -SNR_CAP_DB
+    if not np.isfinite(noise):
+        return float("nan")  # min(cap, nan) would read as a perfect 300 dB
     if noise == 0:
         return SNR_CAP_DB
     if signal == 0:

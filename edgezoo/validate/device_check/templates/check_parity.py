@@ -61,6 +61,8 @@ def cosine(ref, out):
 def snr_db(ref, out):
     noise = float(np.sum(_error(ref, out) ** 2))
     signal = float(np.sum(ref.astype(np.float64) ** 2))
+    if not np.isfinite(noise):
+        return float("nan")  # min(cap, nan) would read as a perfect 300 dB
     if noise == 0:
         return SNR_CAP_DB
     return float(min(SNR_CAP_DB, 10 * np.log10(signal / noise))) if signal > 0 else -SNR_CAP_DB
