@@ -99,7 +99,7 @@ def _load_options(args, console: Console):
 
 
 def _add_convert(subparsers) -> None:
-    from edgezoo.converter.base import Quantization
+    from edgezoo.converter.base import Quantization, QuantizationRequest
 
     parser = subparsers.add_parser(
         "convert",
@@ -111,7 +111,8 @@ def _add_convert(subparsers) -> None:
     parser.add_argument("--target", "-t", action="append", dest="targets", metavar="TARGET",
                         help="target profile name (phone, ...), a path to a .toml profile, or 'all'; repeatable (default: phone)")
     parser.add_argument("--out", "-o", dest="out_dir", default="build", help="output folder (default: build)")
-    parser.add_argument("--quantize", choices=[q.value for q in Quantization], help="override the profile's quantisation")
+    parser.add_argument("--quantize", choices=[q.value for q in (*Quantization, *QuantizationRequest)],
+                        help="override the profile's quantisation; auto: the smallest artifact that meets the target's tolerance")
     parser.add_argument("--calibration", metavar="PATH",
                         help="calibration and validation data: a folder of images (jpg, png, bmp; searched recursively), "
                         "or a .npz/.npy of preprocessed model inputs, or a .tfrecord of tf.train.Example records")
@@ -128,6 +129,8 @@ def _add_convert(subparsers) -> None:
                         help="int8: leave this layer in float (a layer name as the report lists it); repeatable")
     parser.add_argument("--no-auto-fallback", dest="auto_fallback", action="store_false",
                         help="int8: do not move the worst layers back to float when parity misses the tolerance")
+    parser.add_argument("--explain-quantization", dest="explain_quantization", action="store_true",
+                        help="int8/int16x8: measure each layer's error even when parity passes (the report's per-layer figures)")
     parser.add_argument("--input-shape", dest="input_shapes", action="append", metavar="NAME=D0,D1,...",
                         help="fix an input's shape before conversion, batch first (e.g. image=1,48,64,3; just 1,48,64,3 for a "
                         "model with one input); repeatable, overrides the profile's input_shapes")
@@ -176,12 +179,13 @@ def _pair(text: str, flag: str) -> tuple[str, str]:
 
 def _optimisation_lines(report: dict) -> list[str]:
     """Pruning and int8 fallback lines, when the run did either."""
-    from edgezoo.converter import prune, quant_debug
+    from edgezoo.converter import prune
+    from edgezoo.quantize.loop import summary_lines
 
     lines = [prune.summary_line(report["pruning"])] if "pruning" in report else []
     if report.get("artifact", {}).get("state_note"):
         lines.append(f"  note: {report['artifact']['state_note']}")
-    return lines + quant_debug.summary_lines(report)
+    return lines + summary_lines(report)
 
 
 def _headline(parity) -> str:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgezoo.converter.base import Quantization
+from edgezoo.converter.base import Quantization, QuantizationRequest, requested_quantization
 from edgezoo.errors import UsageError
 from edgezoo.targets.static_shape import normalise_input_shapes
 
@@ -23,7 +23,7 @@ def from_namespace(options_class, namespace):
 class ConvertOptions:
     targets: tuple[str, ...] = ("phone",)  # built-in names, profile paths, or "all"
     out_dir: Path = Path("build")
-    quantize: Quantization | None = None  # overrides each profile's quantisation
+    quantize: Quantization | QuantizationRequest | None = None  # overrides each profile's quantisation; auto: the smallest that passes
     calibration: object = None  # a folder of images, a .npz/.npy/.tfrecord path, an iterable of samples, or a CalibrationSet
     force: bool = False  # replace existing output folders
     seed: int = 0
@@ -38,6 +38,7 @@ class ConvertOptions:
     prune: float | None = None  # target sparsity (0..1) of magnitude pruning, fine-tuned by distillation
     keep_float: tuple[str, ...] = ()  # layers left in float in full-integer models
     auto_fallback: bool = True  # int8: move the worst layers back to float until parity passes
+    explain_quantization: bool = False  # measure each layer's quantisation error even when parity passes
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input-shape: (input name, "" for a lone input; shape), fixed first
 
     def load_options(self, progress=None):
@@ -62,12 +63,8 @@ class ConvertOptions:
         object.__setattr__(self, "input_shapes", normalise_input_shapes(self.input_shapes))
         if self.prune is not None and not 0.0 < float(self.prune) < 1.0:
             raise UsageError(f"--prune takes a sparsity between 0 and 1 (the share of weights set to zero), got {self.prune}.")
-        if self.quantize is not None and not isinstance(self.quantize, Quantization):
-            try:
-                object.__setattr__(self, "quantize", Quantization(self.quantize))
-            except ValueError:
-                known = ", ".join(q.value for q in Quantization)
-                raise UsageError(f"unknown quantization '{self.quantize}'; use one of {known}.") from None
+        if self.quantize is not None:
+            object.__setattr__(self, "quantize", requested_quantization(self.quantize))
         if self.max_calibration_samples < 1:
             raise UsageError("max_calibration_samples must be at least 1.")
         self.calibration_settings()  # checks the sampling and image settings now, before any slow work

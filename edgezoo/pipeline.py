@@ -10,8 +10,7 @@ from typing import Callable, ContextManager
 
 from edgezoo import _tf, calibration as calibration_data
 from edgezoo.converter import converter_for
-from edgezoo.converter.base import Artifact, ConversionRequest
-from edgezoo.converter.quant_debug import convert_checked
+from edgezoo.converter.base import Artifact, ConversionRequest, QuantizationRequest
 from edgezoo.errors import ConversionError, EdgezooError
 from edgezoo.metadata import embed as embed_metadata, read as read_metadata
 from edgezoo.options import ConvertOptions
@@ -191,24 +190,31 @@ def conversion_request(profile: TargetProfile, quantization, data) -> Conversion
 
 
 def _convert_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback, pruning=None) -> TargetResult:
+    from edgezoo.quantize.auto import convert_auto
+    from edgezoo.quantize.loop import Target, convert_checked
+
     quantization = options.quantize or profile.quantization
-    tolerance = profile.tolerance_for(quantization)
-    request = conversion_request(profile, quantization, data)
+    auto = quantization is QuantizationRequest.AUTO
+    if not auto:
+        profile.tolerance_for(quantization)  # a mode the target has no tolerance for fails before any slow work
+    request = None if auto else conversion_request(profile, quantization, data)
     # Fixed input shapes (--input-shape, the profile's input_shapes and fixed_batch); ops the device lacks refused.
     target_model = prepare_model(model, profile, feedback.step, request, options.keep_float,
                                  input_shapes=options.input_shapes, data=data)
     with tree.staging(profile.name) as staging:
-        check = lambda artifact: check_parity(  # noqa: E731
-            artifact, profile.runtime, data.heldout, reference, classifier=model.is_classifier, tolerance=tolerance
+        check = lambda artifact, mode: check_parity(  # noqa: E731
+            artifact, profile.runtime, data.heldout, reference, classifier=model.is_classifier, tolerance=profile.tolerance_for(mode)
         )
         # Metadata first (labels, normalisation, source), so the target's checks and the parity check see the file that ships;
         # then ops, flash, arena and RAM, and C sources.
         finish = lambda artifact, folder: finish_artifact(profile, embed_metadata(model, artifact), folder, feedback.step)  # noqa: E731
-        # Converts and checks parity; for int8 it also reports each layer's error and falls back to float where parity needs it.
-        checked = convert_checked(converter_for(profile.format), target_model, request, staging, check, finish=finish, profile=profile,
-                                  keep_float=options.keep_float, auto_fallback=options.auto_fallback, feedback=feedback)
+        target = Target(converter_for(profile.format), target_model, profile, data, lambda mode: conversion_request(profile, mode, data),
+                        check, finish, feedback)
+        # Converts and checks parity; full-integer TFLite is traced to its error's sources and int8 falls back to float
+        # layers where parity needs it; auto tries the candidates in order of size (edgezoo/quantize/).
+        checked = convert_auto(target, staging, options) if auto else convert_checked(target, quantization, staging, options)
         artifact, parity = checked.artifact, checked.parity
-        golden = GoldenSet(model.name, profile.name, tolerance, model.is_classifier, data.heldout, reference)
+        golden = GoldenSet(model.name, profile.name, parity.tolerance, model.is_classifier, data.heldout, reference)
         extra = dict(checked.report)
         extra["reproducibility"] = reproducibility.section(model=model, profile=profile, quantization=quantization, options=options,
                                                            data=data, artifact=artifact, folder=staging)

@@ -267,7 +267,7 @@ def convert_cell(name: str, target: str, out_dir: Path, **options) -> tuple[Cell
         "ops": list(done.artifact.ops),
         "arena_bytes": done.artifact.details.get("arena_bytes"),
         "float_fallback": {"outcome": fallback.get("outcome"), "kept_float": fallback.get("kept_float"),
-                           "attempts": len(fallback.get("attempts", ())), "message": fallback.get("message")} if fallback else None,
+                           "steps": len(fallback.get("steps", ())), "message": fallback.get("message")} if fallback else None,
         "violations": {o.name: list(o.violations) for o in done.parity.outputs if o.violations},
         "runtime_error": where(done.parity.error) if done.parity.error else None,
         "non_finite_outputs": [o.name for o in done.parity.outputs if not math.isfinite(o.metrics.get("max_abs_error", 0.0))],

@@ -121,7 +121,7 @@ def test_report_html_is_self_contained(run):
     for shown in ("PASSED", "probabilities", "PSNR dB", "top-5 agree", "CONV_2D", "tensorflow", "check_parity.py", "bundled", "parameters"):
         assert shown in target_page
     int8_page = (_target(run, "phone-int8").output_dir / "report.html").read_text()
-    assert "Per-layer quantisation error" in int8_page and "digits_cnn/conv1" in int8_page  # the per-layer plot
+    assert "Error traced to its source" in int8_page and "int8 weights alone" in int8_page  # the traced int8 error
     assert "tensor arena" in (_target(run, "microcontroller").output_dir / "report.html").read_text()
     assert _external_references('<img src="https://example.org/x.png">')  # the check itself can fail
 

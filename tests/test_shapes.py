@@ -66,7 +66,8 @@ def test_dynamic_model_converts_for_phone_phone_int8_onnx_and_a_fixed_profile(fc
     model, calibration, _ = fcn
     fixed = tmp_path / "phone-fixed.toml"
     fixed.write_text('extends = "phone"\nquantization = "float32"\ninput_shapes = { image = [1, 16, 24, 3] }\n')
-    result = edgezoo.convert(model, targets=("phone", "phone-int8", "onnx", str(fixed)), calibration=calibration, out_dir=tmp_path / "out")
+    result = edgezoo.convert(model, targets=("phone", "phone-int8", "onnx", str(fixed)), calibration=calibration, out_dir=tmp_path / "out",
+                             explain_quantization=True)
     by_name = {t.target: t for t in result.targets}
     assert result.passed, {name: t.parity.summary() for name, t in by_name.items()}
     outputs = by_name["phone"].parity.outputs[0].metrics
@@ -82,8 +83,8 @@ def test_dynamic_model_converts_for_phone_phone_int8_onnx_and_a_fixed_profile(fc
     assert by_name["phone"].report["footprint"]["macs"] is None and "dynamic" in by_name["phone"].report["footprint"]["note"]
     assert by_name["phone-fixed"].report["footprint"]["macs"] == 16 * 24 * (6 * 27 + 6 * 54 + 6)
     assert by_name["phone"].report["footprint"]["parameter_count"] == 505
-    # The quantisation debugger ran on the dynamic model (its per-layer error, each layer of the net).
-    layers = {layer["layer"] for layer in by_name["phone-int8"].report["quantization_debug"]["layers"]}
+    # The per-layer measurement (--explain-quantization) ran on the dynamic model: each layer of the net.
+    layers = {layer["layer"] for layer in by_name["phone-int8"].report["quantization_trace"]["layers"]}
     assert {"fcn/conv1", "fcn/conv2", "fcn/mask"} <= layers
 
     # The on-device check of the dynamic phone artifact runs its golden inputs on LiteRT.
@@ -116,23 +117,31 @@ def test_litert_and_onnxruntime_resize_to_a_second_input_size(fcn, tmp_path):
         check_parity(fixed, "litert", inputs, reference, classifier=False, tolerance=tolerance)
 
 
-def test_quantisation_debugger_on_the_dynamic_model(fcn):
-    """layer_errors, selective_quantize and the debugger's own interpreter runs, at two input sizes."""
+def test_selective_quantisation_and_layer_measurement_on_the_dynamic_model(fcn, tmp_path):
+    """ai-edge-quantizer's int8 model, a layer kept in float, and the per-layer measurement, at two input sizes."""
     from edgezoo.calibration import load_calibration
-    from edgezoo.converter.quant_debug import _run_tflite, layer_errors, resolve_layers, selective_quantize
+    from edgezoo.converter import tflite, tflite_precision, tflite_selective
+    from edgezoo.quantize import measure
+    from edgezoo.quantize.search import resolve_layers
 
     model, calibration, _ = fcn
-    request = ConversionRequest(quantization=Quantization.INT8, calibration=load_calibration(calibration, model))
-    layers, nodes = layer_errors(model, request)
-    assert layers and all(layer.relative_rmse > 0 for layer in layers)
-    kept = resolve_layers(("conv2",), nodes)
-    flatbuffer = selective_quantize(model, dataclasses.replace(request, keep_float=kept))
+    data = load_calibration(calibration, model)
+    float32 = tflite.convert(model, ConversionRequest(Quantization.FLOAT32), tmp_path).path.read_bytes()
+    ranges = tflite_selective.calibrate(float32, data)
+    full = tflite_selective.quantize(float32, ranges)
+    samples = measure.samples_of(data.heldout)
+    layers = measure.layer_effects(float32, full, samples)
+    assert {"fcn/conv1", "fcn/conv2", "fcn/mask"} <= {layer.layer for layer in layers}
+    assert all(layer.snr_db < 300 for layer in layers)
+    kept = resolve_layers(("conv2",), tflite_selective.op_sites(float32))
+    mixed = tflite_selective.quantize(float32, ranges, float_ops=kept)
+    precision = {op.layer: op.precision for op in tflite_precision.op_precisions(mixed) if op.computes}
+    assert precision["fcn/conv2"] == "float32" and precision["fcn/conv1"] == "int8"
     rng = np.random.default_rng(2)
-    small, large = _task(rng, 2, 16, 24)[0], _task(rng, 1, 48, 64)[0]
-    (out,) = _run_tflite(flatbuffer, [[small[:1]], [small[1:]]])
-    assert out.shape == (2, 16, 24, 1)
-    (big,) = _run_tflite(flatbuffer, [[large]])
-    assert big.shape == (1, 48, 64, 1) and 0.0 <= big.min() and big.max() <= 1.0
+    for shape in ((2, 16, 24), (1, 48, 64)):
+        x = _task(rng, *shape)[0]
+        (out,) = measure.float_outputs(mixed, [{"image": x}])[0].values()
+        assert out.shape == (*shape, 1) and 0.0 <= out.min() and out.max() <= 1.0
 
 
 def test_set_inputs_resizes_a_plain_interpreter_up_and_down(fcn):

@@ -24,6 +24,26 @@ class Quantization(str, enum.Enum):
         return self in (Quantization.INT8, Quantization.INT16X8)
 
 
+class QuantizationRequest(str, enum.Enum):
+    """What a user may ask for beyond an artifact's own quantisation: a choice edgezoo makes. An artifact always records
+    the Quantization it really has."""
+
+    AUTO = "auto"  # the smallest artifact that meets the target's tolerance (edgezoo.quantize.auto)
+
+
+def requested_quantization(value) -> "Quantization | QuantizationRequest":
+    """A --quantize value or a profile's `quantization`: a Quantization, or auto; anything else is a UsageError."""
+    if isinstance(value, (Quantization, QuantizationRequest)):
+        return value
+    for kind in (Quantization, QuantizationRequest):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    known = ", ".join([q.value for q in Quantization] + [r.value for r in QuantizationRequest])
+    raise UsageError(f"unknown quantization '{value}'; use one of {known}.")
+
+
 @dataclass(frozen=True)
 class FormatOptions:
     """A format's own settings (opset, shard size...): each converter module may subclass it as `Options`.
@@ -63,7 +83,6 @@ class ConversionRequest:
     quantization: Quantization = Quantization.FLOAT32
     calibration: CalibrationSet | None = None
     integer_io: bool = False  # full-integer models: int8 inputs and outputs instead of float
-    keep_float: tuple[str, ...] = ()  # int8: tensor names of layers left in float (converter.quant_debug resolves layer names)
     format_options: FormatOptions | None = None  # the converter's own Options; None means its defaults
 
 

@@ -31,6 +31,8 @@ BATCH_DIM_NAME = "batch"
 MIN_FLOAT16_ELEMENTS = 16
 # onnx.defs knows the standard domains only; ONNX Runtime also runs its own contrib domain.
 RUNTIME_DOMAINS = {"com.microsoft"}
+# float16 stores weights as float16; int8 and dynamic-int8 come from ONNX Runtime's quantiser (converter/onnx_quantize.py).
+QUANTIZATIONS = (Quantization.FLOAT32, Quantization.FLOAT16, Quantization.INT8, Quantization.DYNAMIC_INT8)
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,10 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
     import onnx
 
     options = FormatOptions.of(request, Options)
-    if request.quantization not in (Quantization.FLOAT32, Quantization.FLOAT16):
+    if request.quantization not in QUANTIZATIONS:
         raise UsageError(
-            f"the onnx format supports float32 and float16 weights, not {request.quantization.value}. "
-            "Use --quantize float32 or float16 for an ONNX target."
+            f"the onnx format supports {', '.join(q.value for q in QUANTIZATIONS)}, not {request.quantization.value}. "
+            "Use one of those with --quantize for an ONNX target."
         )
     proto = _run_tf2onnx(model, options)
     _refuse_unconverted_ops(proto, model)
@@ -62,7 +64,16 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise ConversionError(f"the ONNX model tf2onnx made from {model.name} fails onnx.checker: {first_line(exc)}") from exc
     path = workdir / FILENAME
-    path.write_bytes(proto.SerializeToString())
+    if request.quantization in (Quantization.INT8, Quantization.DYNAMIC_INT8):
+        from edgezoo.converter.onnx_quantize import quantize
+
+        float_path = workdir / "float32.onnx"
+        float_path.write_bytes(proto.SerializeToString())
+        quantize(float_path, path, request.quantization, request.calibration)
+        float_path.unlink()
+        proto = onnx.load(str(path))
+    else:
+        path.write_bytes(proto.SerializeToString())
     return Artifact.of_model(
         model, request, format=FORMAT, files=(path,), ops=sorted({node.op_type for node in proto.graph.node}),
         details={"opset": options.opset, "batch": batch_dimension(proto)},

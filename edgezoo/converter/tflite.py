@@ -13,11 +13,10 @@ from edgezoo.zoo.base import LoadedModel
 
 FORMAT = "tflite"
 FILENAME = "model.tflite"
-SELECTIVE_QUANTIZATION = True  # int8 models can keep named layers in float (request.keep_float)
 
 
 def build_converter(model: LoadedModel, request: ConversionRequest):
-    """A TFLiteConverter configured for the request; the quantisation debugger starts from it too."""
+    """A TFLiteConverter configured for the request."""
     tf = _tf.tf()
     converter = tf.lite.TFLiteConverter.from_saved_model(str(model.saved_model_dir), signature_keys=[model.signature_key])
     _configure(converter, tf, request)
@@ -28,12 +27,7 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
     converter = build_converter(model, request)
     with _tf.quiet_native_output() as log:
         try:
-            if request.keep_float:
-                from edgezoo.converter.quant_debug import selective_quantize
-
-                flatbuffer = selective_quantize(model, request)
-            else:
-                flatbuffer = converter.convert()
+            flatbuffer = converter.convert()
         except Exception as exc:
             detail = log.tail() if not _tf.is_verbose() else ""
             raise ConversionError(

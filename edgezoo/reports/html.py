@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edgezoo.reports.json_report import write_text
 from edgezoo.reports import plots
+from edgezoo.reports.quantization import section as quantization_section
 
 METRIC_ORDER = (
     "snr_db", "cosine", "relative_l2_error", "max_error_over_range", "top1_agreement", "top5_agreement", "decision_agreement",
@@ -33,7 +34,6 @@ METRIC_LABELS = {
 }
 MATRIX_METRICS = ("snr_db", "cosine", "max_error_over_range", "top1_agreement", "decision_agreement", "max_abs_error")
 NOT_METRICS = {"name", "kind", "passed", "violations", "error_histogram"}
-LAYER_METRICS = ("relative_rmse", "rmse", "error", "mean_abs_error", "max_abs_error")  # per-layer error, preferred first
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;background:#f4f5f7;color:#222}
@@ -71,7 +71,7 @@ def render_target_report(report: dict) -> str:
         _cards(report),
         "<h2>Parity with the original</h2>",
         _parity_section(parity),
-        _per_layer_section(report),
+        quantization_section(report),
         "<h2>Artifact</h2>",
         _artifact_section(artifact),
         _optional_section("Footprint on the device", report.get("footprint")),
@@ -171,39 +171,6 @@ def _metrics_table(outputs: list[dict], tolerance: dict) -> str:
         kind = f"<span class=limit>{escape(output['kind'])}</span>" if output.get("kind") else ""
         rows.append(f"<tr><th>{escape(output['name'])}{kind}</th>{cells}<td class={verdict}>{escape(problems)}</td></tr>")
     return f"<table><tr><th>output</th>{head}<th>verdict</th></tr>{''.join(rows)}</table>"
-
-
-def _per_layer_section(report: dict) -> str:
-    layers = per_layer_errors(report)
-    if not layers:
-        return ""
-    shown = layers[:25]
-    fallback = report.get("float_fallback") or {}
-    kept = set(fallback.get("kept_float") or [])
-    items = [(layer["layer"], layer["value"], layer["layer"] in kept) for layer in shown]
-    metric = shown[0]["metric"]
-    note = f"<p class=sub>The {len(shown)} worst of {len(layers)} layers by {escape(metric)}, worst first"
-    note += "; in red, the layers kept in float.</p>" if kept else ".</p>"
-    message = ""
-    if fallback.get("message"):  # a plain line when nothing had to move, a highlighted one when something did
-        style = "sub" if fallback.get("outcome") == "not needed" else "warn"
-        message = f"<div class={style}>Float fallback: {escape(fallback['message'])}</div>"
-    chart = plots.horizontal_bars(items, f"per-layer {metric}")
-    return f"<h2>Per-layer quantisation error</h2>{message}{note}<div class=plots>{chart}</div>"
-
-
-def per_layer_errors(report: dict) -> list[dict]:
-    """Per-layer quantisation error rows ({layer, metric, value}), worst first, from wherever the report holds them."""
-    section = report.get("quantization_debug") or report.get("per_layer_error")
-    rows = section.get("layers") if isinstance(section, dict) else section
-    if not rows:
-        return []
-    found = []
-    for row in rows:
-        metric = next((k for k in LAYER_METRICS if isinstance(row.get(k), (int, float))), None)
-        if metric is not None:
-            found.append({"layer": str(row.get("layer") or row.get("name")), "metric": metric, "value": float(row[metric])})
-    return sorted(found, key=lambda r: -r["value"])
 
 
 def _artifact_section(artifact: dict) -> str:

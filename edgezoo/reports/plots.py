@@ -90,3 +90,60 @@ def _text(x, y, text: str, anchor: str, rotate: bool = False, color: str = AXIS,
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="11" fill="{color}"{transform}>{title}{escape(text)}</text>'
     )
+
+
+GOOD = "#1e8449"
+
+
+def size_snr(series: list[tuple[str, list[dict]]], title: str, min_snr_db: float | None = None) -> str:
+    """Artifact size against worst-output SNR: one line of points per series (the fallback's steps, auto's candidates),
+    each point {size_bytes, snr_db, passed, kept, label}; passing points green, failing red, the kept one ringed, the
+    tolerance's SNR limit dashed."""
+    points = [p for _, ps in series for p in ps if p.get("size_bytes") and p.get("snr_db") is not None]
+    if not points:
+        return ""
+    height = HEIGHT + 40
+    plot_w, plot_h = WIDTH - MARGIN_LEFT - 16, height - MARGIN_BOTTOM - MARGIN_TOP
+    sizes = [p["size_bytes"] / 1024 for p in points]
+    snrs = [max(min(p["snr_db"], 150.0), -20.0) for p in points]  # identical outputs (300 dB) and NaN (-300) clipped to the frame
+    x_low, x_high = min(sizes), max(sizes)
+    y_low, y_high = min(snrs + ([min_snr_db] if min_snr_db is not None else [])), max(snrs + ([min_snr_db] if min_snr_db is not None else []))
+    x_pad = (x_high - x_low) * 0.08 or max(x_high * 0.1, 1.0)
+    y_pad = (y_high - y_low) * 0.08 or 5.0
+    x_low, x_high, y_low, y_high = x_low - x_pad, x_high + x_pad, y_low - y_pad, y_high + y_pad
+    x = lambda v: MARGIN_LEFT + plot_w * (v - x_low) / (x_high - x_low)  # noqa: E731
+    y = lambda v: MARGIN_TOP + plot_h * (1 - (v - y_low) / (y_high - y_low))  # noqa: E731
+    parts = [_frame(title)]
+    baseline = MARGIN_TOP + plot_h
+    parts.append(_line(MARGIN_LEFT, baseline, MARGIN_LEFT + plot_w, baseline))
+    parts.append(_line(MARGIN_LEFT, MARGIN_TOP, MARGIN_LEFT, baseline))
+    if min_snr_db is not None:
+        parts.append(_line(MARGIN_LEFT, y(min_snr_db), MARGIN_LEFT + plot_w, y(min_snr_db), dash=True))
+        parts.append(_text(MARGIN_LEFT + plot_w, y(min_snr_db) - 3, f"limit {min_snr_db:g} dB", "end"))
+    shapes = ("circle", "square")
+    for number, (name, ps) in enumerate(series):
+        drawn = sorted((p for p in ps if p.get("size_bytes") and p.get("snr_db") is not None), key=lambda p: p["size_bytes"])
+        coords = [(x(p["size_bytes"] / 1024), y(max(min(p["snr_db"], 150.0), -20.0))) for p in drawn]
+        if len(coords) > 1:
+            path = " ".join(f"{'M' if i == 0 else 'L'}{cx:.1f},{cy:.1f}" for i, (cx, cy) in enumerate(coords))
+            parts.append(f'<path d="{path}" fill="none" stroke="{AXIS}" stroke-width="1" stroke-opacity="0.5"/>')
+        for point, (cx, cy) in zip(drawn, coords):
+            color = GOOD if point.get("passed") else BAR_BAD
+            tip = f"{point.get('label', '')}: {point['size_bytes']:,} bytes, {point['snr_db']:.1f} dB, {'passed' if point.get('passed') else 'failed'}"
+            if shapes[number % 2] == "circle":
+                mark = f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="{color}"><title>{escape(tip)}</title></circle>'
+            else:
+                mark = f'<rect x="{cx - 4:.1f}" y="{cy - 4:.1f}" width="8" height="8" fill="{color}"><title>{escape(tip)}</title></rect>'
+            parts.append(mark)
+            if point.get("kept"):
+                parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="9" fill="none" stroke="{BAR}" stroke-width="2"/>')
+                parts.append(_text(cx + 11, cy - 8, "kept", "start", color=BAR))
+    legend = " · ".join(f"{'●' if shapes[i % 2] == 'circle' else '■'} {name}" for i, (name, _) in enumerate(series))
+    parts.append(_text(MARGIN_LEFT + 4, MARGIN_TOP + 10, legend, "start"))
+    parts.append(_text(MARGIN_LEFT, baseline + 16, f"{x_low:.1f}", "start"))
+    parts.append(_text(MARGIN_LEFT + plot_w, baseline + 16, f"{x_high:.1f}", "end"))
+    parts.append(_text(MARGIN_LEFT + plot_w / 2, height - 4, "artifact size (KiB)", "middle"))
+    parts.append(_text(MARGIN_LEFT - 6, MARGIN_TOP + 4, f"{y_high:.0f}", "end"))
+    parts.append(_text(MARGIN_LEFT - 6, baseline, f"{y_low:.0f}", "end"))
+    parts.append(_text(14, MARGIN_TOP + plot_h / 2, "worst SNR (dB)", "middle", rotate=True))
+    return _svg(parts, height)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgezoo.converter import options_class
-from edgezoo.converter.base import FormatOptions, Quantization
+from edgezoo.converter.base import FormatOptions, Quantization, QuantizationRequest
 from edgezoo.errors import TargetProfileError, UsageError
 
 BUILTIN_DIR = Path(__file__).resolve().parent
@@ -90,7 +90,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("description", str, "one line for `edgezoo targets list`", default=""),
     Key("format", str, "output format: a key of FORMAT_MODULES (tflite, onnx, tfjs)", required=True),
     Key("runtime", str, "runtime that runs the artifact for the parity check: a key of RUNNER_MODULES (litert, tflm, ...)", required=True),
-    Key("quantization", str, "default quantisation: float32, float16, dynamic-int8, int8 or int16x8 (`--quantize` overrides it)", required=True),
+    Key("quantization", str, "default quantisation: float32, float16, dynamic-int8, int8, int16x8, or auto (the smallest that meets the tolerance; `--quantize` overrides it)", required=True),
     Key("integer_io", bool, "full-integer models take and return int8/int16 tensors instead of float", default=False),
     Key("fixed_batch", int, "fix the batch dimension to this size before conversion (devices without dynamic shapes)"),
     Key("input_shapes", dict, "fix inputs to these shapes before conversion, batch first: { NAME = [1, 48, 64, 3] } (--input-shape overrides an input's shape)"),
@@ -113,7 +113,7 @@ class TargetProfile:
     description: str
     format: str
     runtime: str
-    quantization: Quantization
+    quantization: Quantization | QuantizationRequest  # auto: a choice among the modes with a tolerance table
     integer_io: bool = False
     fixed_batch: int | None = None
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (input name, shape) fixed before conversion
@@ -257,8 +257,9 @@ def _check_values(data: dict) -> list[str]:
     problems += _registered("runtime", data["runtime"], RUNNER_MODULES)
     if data.get("op_set") is not None:
         problems += _registered("op_set", data["op_set"], OP_SETS)
-    if data["quantization"] not in {q.value for q in Quantization}:
-        problems.append(f"unknown quantization '{data['quantization']}'; use one of {', '.join(q.value for q in Quantization)}.")
+    if data["quantization"] not in {q.value for q in (*Quantization, *QuantizationRequest)}:
+        problems.append(f"unknown quantization '{data['quantization']}'; use one of "
+                        f"{', '.join(q.value for q in (*Quantization, *QuantizationRequest))}.")
     for key in ("fixed_batch", "max_model_bytes", "max_arena_bytes"):
         if data.get(key) is not None and data[key] < 1:
             problems.append(f"{key} must be at least 1 (got {data[key]}).")
@@ -322,7 +323,9 @@ def profile_from_table(data: dict, path: Path | None, extends: tuple[str, ...] =
     problems += [f"{where}: {p}" for p in _check_values(data)]
     tolerances = _tolerances(data.get("tolerances", {}), where, problems)
     quantization = data["quantization"]
-    if not problems and Quantization(quantization) not in tolerances:
+    if not problems and quantization == QuantizationRequest.AUTO.value and not tolerances:
+        problems.append(f"{where}: quantization = \"auto\" chooses among the modes with a [tolerances.<mode>] table, and there is none.")
+    elif not problems and quantization != QuantizationRequest.AUTO.value and Quantization(quantization) not in tolerances:
         problems.append(f"{where}: no [tolerances.{quantization}] table for the profile's own quantisation.")
     format_options = FormatOptions()
     if not problems:
@@ -337,7 +340,7 @@ def profile_from_table(data: dict, path: Path | None, extends: tuple[str, ...] =
         description=data.get("description", ""),
         format=data["format"],
         runtime=data["runtime"],
-        quantization=Quantization(quantization),
+        quantization=QuantizationRequest(quantization) if quantization == QuantizationRequest.AUTO.value else Quantization(quantization),
         integer_io=data.get("integer_io", False),
         fixed_batch=data.get("fixed_batch"),
         input_shapes=tuple((name, tuple(shape)) for name, shape in data.get("input_shapes", {}).items()),
