@@ -20,6 +20,7 @@ from pathlib import Path
 from edgezoo.converter import options_class
 from edgezoo.converter.base import FormatOptions, Quantization
 from edgezoo.errors import TargetProfileError, UsageError
+from edgezoo.paths import user_path
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -359,7 +360,7 @@ def resolve_profile(name_or_path: str) -> TargetProfile:
     builtins = builtin_profiles()
     if name_or_path in builtins:
         return load_profile_file(builtins[name_or_path])
-    path = Path(name_or_path).expanduser()
+    path = user_path(name_or_path)
     if path.suffix == ".toml" or "/" in name_or_path:
         if not path.exists():
             raise TargetProfileError(f"target profile file '{name_or_path}' does not exist.")

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from edgezoo.converter.base import Artifact, Quantization
-from edgezoo.errors import CorruptModelError, UsageError
+from edgezoo.errors import CorruptModelError, EdgezooError, UsageError
 from edgezoo.options import ConvertOptions
 
 
@@ -158,31 +158,36 @@ def _inspect_onnx(path: Path) -> ArtifactInfo:
 
 
 def _inspect_tfjs(path: Path) -> ArtifactInfo:
+    """model.json read as untrusted JSON: any shape of it ends in CorruptModelError; weight paths must stay in its folder."""
     from edgezoo.converter.tfjs import graph_nodes
+    from edgezoo.zoo.safety import check_json_size, contained_file
 
     try:
+        check_json_size(path)
         model_json = json.loads(path.read_text())
         manifest = model_json["weightsManifest"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise CorruptModelError(f"{path} is not a TF.js graph model.json: {exc}") from exc
-    signature = model_json.get("signature") or {}
-    if not signature.get("inputs") or not signature.get("outputs"):
-        raise CorruptModelError(f"{path} has no signature; convert the model with tensorflowjs_converter from a SavedModel signature.")
-    dims = lambda spec: tuple(None if int(d.get("size", -1)) < 0 else int(d["size"]) for d in spec.get("tensorShape", {}).get("dim", []))  # noqa: E731
-    shards = tuple(path.parent / p for group in manifest for p in group["paths"])
-    missing = [str(s) for s in shards if not s.exists()]
-    if missing:
-        raise CorruptModelError(f"{path} names weight files that are not there: {', '.join(missing)}.")
-    stored = {w.get("quantization", {}).get("dtype") for group in manifest for w in group["weights"]}
-    quantization = Quantization.FLOAT16 if "float16" in stored else Quantization.DYNAMIC_INT8 if stored & {"uint8", "uint16"} else Quantization.FLOAT32
-    return ArtifactInfo(
-        main=path,
-        files=(path, *shards),
-        inputs={name: dims(spec) for name, spec in signature["inputs"].items()},
-        outputs={name: dims(spec) for name, spec in signature["outputs"].items()},
-        ops=tuple(sorted({op for _, op in graph_nodes(model_json)} - {"Const", "Placeholder"})),
-        quantization=quantization,
-    )
+        signature = model_json.get("signature") or {}
+        if not signature.get("inputs") or not signature.get("outputs"):
+            raise CorruptModelError(f"{path} has no signature; convert the model with tensorflowjs_converter from a SavedModel signature.")
+        dims = lambda spec: tuple(None if int(d.get("size", -1)) < 0 else int(d["size"]) for d in spec.get("tensorShape", {}).get("dim", []))  # noqa: E731
+        shards = tuple(contained_file(path.parent, p, f"{path} (a weight file of its weightsManifest)") for group in manifest for p in group["paths"])
+        missing = [str(s) for s in shards if not s.is_file()]
+        if missing:
+            raise CorruptModelError(f"{path} names weight files that are not there: {', '.join(missing)}.")
+        stored = {w.get("quantization", {}).get("dtype") for group in manifest for w in group["weights"]}
+        quantization = Quantization.FLOAT16 if "float16" in stored else Quantization.DYNAMIC_INT8 if stored & {"uint8", "uint16"} else Quantization.FLOAT32
+        return ArtifactInfo(
+            main=path,
+            files=(path, *shards),
+            inputs={str(name): dims(spec) for name, spec in signature["inputs"].items()},
+            outputs={str(name): dims(spec) for name, spec in signature["outputs"].items()},
+            ops=tuple(sorted({str(op) for _, op in graph_nodes(model_json)} - {"Const", "Placeholder"})),
+            quantization=quantization,
+        )
+    except EdgezooError:
+        raise
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:  # any shape of JSON
+        raise CorruptModelError(f"{path} is not a TF.js graph model.json: {type(exc).__name__}: {exc}") from exc
 
 
 ARTIFACT_KINDS = (

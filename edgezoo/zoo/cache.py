@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from edgezoo.errors import UsageError
+from edgezoo.paths import user_path
 
 CACHE_ENV = "EDGEZOO_CACHE"
 MIRROR_ENV = "EDGEZOO_MIRROR"
@@ -30,9 +31,9 @@ OFFLINE_ENV = "EDGEZOO_OFFLINE"
 
 def cache_root(explicit: Path | str | None = None) -> Path:
     if explicit:
-        return Path(explicit).expanduser().resolve()
+        return user_path(explicit).resolve()
     if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser().resolve()
+        return user_path(os.environ[CACHE_ENV]).resolve()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return (Path(base) / "edgezoo").resolve()
 
@@ -47,7 +48,10 @@ def offline_setting(explicit: bool = False) -> bool:
 
 def url_relative_path(url: str) -> str:
     """`https://host/a/b.h5` -> `host/a/b.h5`: the name a URL's file has in the cache and on a mirror."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise UsageError(f"'{url}' is not a valid URL: {exc}.") from None
     if not parts.netloc:
         raise UsageError(f"'{url}' is not a URL with a host.")
     segments = [s for s in parts.path.split("/") if s]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgezoo.errors import ChecksumError, DownloadError
+from edgezoo.paths import user_path
 from edgezoo.zoo import cache
 from edgezoo.zoo.safety import safe_extract_tar
 
@@ -187,7 +188,7 @@ def _location(remote: Remote, settings: DownloadSettings) -> str | Path:
     if settings.mirror is None:
         return remote.origin
     if settings.mirror_is_folder:
-        return Path(settings.mirror).expanduser() / remote.relative_path
+        return user_path(settings.mirror) / remote.relative_path
     return settings.mirror.rstrip("/") + "/" + urllib.request.pathname2url(remote.relative_path)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from edgezoo import _tf
 from edgezoo._workspace import scratch_dir
 from edgezoo.errors import CorruptModelError, SourceNotFoundError, UsageError
+from edgezoo.paths import user_path
 from edgezoo.zoo import LoadOptions, register_source
 from edgezoo.zoo.base import LoadedModel, looks_like_classifier, read_signature, sha256_of_path
 from edgezoo.zoo.safety import check_keras_config, check_saved_model
@@ -73,7 +74,7 @@ def _matches(source: str) -> bool:
 
 @register_source("local", _matches, describe="local paths (SavedModel folder, .keras, .h5)")
 def load_local(source: str, options: LoadOptions) -> LoadedModel:
-    path = Path(source).expanduser()
+    path = user_path(source)
     if not path.exists():
         raise SourceNotFoundError(f"no model at '{source}': the path does not exist. Check the path, or use a zoo name such as digits-cnn.")
     kind = artifact_kind(path)

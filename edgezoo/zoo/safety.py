@@ -17,6 +17,7 @@ import tarfile
 from functools import lru_cache
 from pathlib import Path
 
+from edgezoo import limits
 from edgezoo.errors import CorruptModelError, UnsafeModelError
 
 TRUST_HINT = "Pass --trust-model (trust_model=True) only if you trust where the file came from."
@@ -197,6 +198,31 @@ def _tf_keras_classes() -> frozenset[str]:
                    keras.layers.experimental.preprocessing):
         names.update(name for name in dir(module) if inspect.isclass(getattr(module, name, None)))
     return frozenset(names)
+
+
+# --- Files a model names ------------------------------------------------------------------------
+
+
+def contained_file(folder: Path, name: object, what: str) -> Path:
+    """A file that a model's own metadata names (TF.js weight shards): a plain relative path that stays inside the
+    model's folder once links are resolved. Anything else is refused: reading it could copy any file into the output."""
+    text = name if isinstance(name, str) else None
+    parts = text.replace("\\", "/").split("/") if text else []
+    if not text or text.startswith(("/", "\\", "~")) or "\x00" in text or ".." in parts or (len(text) > 1 and text[1] == ":"):
+        raise UnsafeModelError(f"{what} is {name!r}, not a plain relative path inside {folder}; refusing to read it.")
+    path = folder / text
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise UnsafeModelError(f"{what} is '{text}', which leads outside {folder} (through a link); refusing to read it.")
+    return path
+
+
+def check_json_size(path: Path) -> None:
+    """A model's JSON file (TF.js model.json, a Keras config) is read whole: refuse one past the stated limit first."""
+    limit = limits.MAX_JSON_BYTES.value()
+    size = path.stat().st_size
+    if size > limit:
+        raise CorruptModelError(f"{path} is {size:,} bytes, more than the {limit:,}-byte limit for a model's JSON file "
+                                f"({limits.MAX_JSON_BYTES.env}); refusing to read it.")
 
 
 # --- Archives -------------------------------------------------------------------------------------
