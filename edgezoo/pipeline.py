@@ -136,7 +136,8 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
     with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
         model = load(source, options.load_options(feedback.progress)) if isinstance(source, str) else source
     tree = OutputTree(options.out_dir, model.name, options.force)
-    tree.check([p.name for p in profiles])
+    for note in tree.check([p.name for p in profiles]):
+        feedback.warn(note)
     try:
         data = prepare_data(model, options)
         for message in data.warnings:

@@ -94,7 +94,9 @@ def _inspect_tflite(path: Path) -> ArtifactInfo:
     from ai_edge_litert.interpreter import Interpreter
 
     from edgezoo.converter.tflite import ops_used
+    from edgezoo.validate.runners.litert_probe import probe
 
+    probe(path)  # in a child process first: a damaged flatbuffer can crash LiteRT
     try:
         interpreter = Interpreter(model_path=str(path))
         runner = interpreter.get_signature_runner()
@@ -266,7 +268,8 @@ def validate_artifact(source, artifact_path: str | Path, options: ValidateOption
     outputs = match_names("outputs", {s.name: s.shape for s in model.outputs}, info.outputs)
     label = f"validate-{profile.name}"
     tree = OutputTree(convert_options.out_dir, model.name, options.force)
-    tree.check([label])
+    for note in tree.check([label]):
+        feedback.warn(note)
     try:
         data = prepare_data(model, convert_options)
         for message in data.warnings:
