@@ -100,18 +100,18 @@ def _inspect_tflite(path: Path) -> ArtifactInfo:
     try:
         interpreter = Interpreter(model_path=str(path))
         runner = interpreter.get_signature_runner()
-    except (ValueError, RuntimeError) as exc:
+        shapes = lambda details: {name: tuple(int(d) for d in detail["shape"]) for name, detail in details.items()}  # noqa: E731
+        ops = ops_used(path.read_bytes())
+        return ArtifactInfo(
+            main=path,
+            files=(path,),
+            inputs=shapes(runner.get_input_details()),
+            outputs=shapes(runner.get_output_details()),
+            ops=ops,
+            quantization=_tflite_quantization(interpreter.get_tensor_details(), runner.get_input_details(), ops),
+        )
+    except (ValueError, RuntimeError, TypeError, IndexError) as exc:  # LiteRT's answers to a damaged file
         raise CorruptModelError(f"{path} is not a .tflite model LiteRT can open with a signature: {exc}") from exc
-    shapes = lambda details: {name: tuple(int(d) for d in detail["shape"]) for name, detail in details.items()}  # noqa: E731
-    tensors = interpreter.get_tensor_details()
-    return ArtifactInfo(
-        main=path,
-        files=(path,),
-        inputs=shapes(runner.get_input_details()),
-        outputs=shapes(runner.get_output_details()),
-        ops=ops_used(path.read_bytes()),
-        quantization=_tflite_quantization(tensors, runner.get_input_details(), ops_used(path.read_bytes())),
-    )
 
 
 def _tflite_quantization(tensors: list[dict], inputs: dict, ops: tuple[str, ...]) -> Quantization:
