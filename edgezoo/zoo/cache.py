@@ -7,6 +7,8 @@ Chosen by, in order: `--cache-dir` (LoadOptions.cache_dir), the EDGEZOO_CACHE va
     hub/<sha1 of handle>/      an extracted TF Hub module, in tensorflow_hub's own layout,
                                so TFHUB_CACHE_DIR=<cache>/hub shares it with tensorflow_hub
     .partial/                  downloads in progress (same file system, so the final rename is atomic)
+    .recorded/<host>/<path>.sha256   the sha256 of each file as downloaded, checked whenever the file is used
+    .locks/<host>/<path>.lock  held (flock) by the process fetching that file; the others wait for it
 
 A mirror (EDGEZOO_MIRROR: a base URL or a folder) holds the same `<host>/<path>` names as `files/`,
 and hub modules as `<host>/<path>.tar.gz`: copying a cache's `files/` folder onto a web server
@@ -67,6 +69,33 @@ def file_path(root: Path, relative_path: str) -> Path:
 def hub_module_dir(root: Path, handle: str) -> Path:
     """Where tensorflow_hub caches `handle`: the sha1 of the handle, under <cache>/hub."""
     return root / "hub" / hashlib.sha1(handle.encode("utf8")).hexdigest()
+
+
+def _sidecar(root: Path, kind: str, relative_path: str, suffix: str) -> Path:
+    """A file about a cached file, outside files/ (so that a copy of files/ stays a clean mirror)."""
+    path = root / kind / (relative_path + suffix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def recorded_sha256(root: Path, relative_path: str) -> str | None:
+    """The sha256 recorded when the cached file was downloaded, or None for a file from before records existed."""
+    try:
+        return (root / ".recorded" / (relative_path + ".sha256")).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def record_sha256(root: Path, relative_path: str, sha256: str) -> None:
+    path = _sidecar(root, ".recorded", relative_path, ".sha256")
+    temporary = path.with_name(path.name + f".{os.getpid()}")
+    temporary.write_text(sha256 + "\n")
+    temporary.replace(path)
+
+
+def lock_path(root: Path, relative_path: str) -> Path:
+    """The lock file that lets one process at a time fetch a cached file (zoo/download.py)."""
+    return _sidecar(root, ".locks", relative_path, ".lock")
 
 
 def partial_dir(root: Path) -> Path:
