@@ -274,3 +274,12 @@ def test_trust_model_help_says_exactly_what_it_allows():
         assert allowed in text, allowed
     assert "never" in text and "archives" in text and "pickle" in text
     assert "--trust-model" in TRUST_HINT
+
+
+def test_docs_state_every_limit():
+    from edgezoo import limits
+    from tests.conftest import REPO
+
+    text = (REPO / "docs" / "security.md").read_text()
+    for limit in limits.ALL:
+        assert limit.env in text, limit.env

@@ -94,9 +94,11 @@ def _inspect_tflite(path: Path) -> ArtifactInfo:
     from ai_edge_litert.interpreter import Interpreter
 
     from edgezoo.converter.tflite import ops_used
+    from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
     from edgezoo.validate.runners.litert_probe import probe
 
-    probe(path)  # in a child process first: a damaged flatbuffer can crash LiteRT
+    read_flatbuffer(path.read_bytes())  # most damage shows in plain Python (CorruptModelError), without a child process
+    probe(path)  # then LiteRT in a child process: a damaged flatbuffer can crash the process that opens it
     try:
         interpreter = Interpreter(model_path=str(path))
         runner = interpreter.get_signature_runner()
