@@ -118,8 +118,13 @@ class OutputTree:
                 raise OutputExistsError(f"output folder {final} appeared during the run; pass --force to replace it.")
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             final.rename(old)
-        (staging / OWNER_FILE).unlink(missing_ok=True)
-        staging.rename(final)
+        try:
+            (staging / OWNER_FILE).unlink(missing_ok=True)
+            staging.rename(final)
+        except BaseException:  # an interrupt between the two renames: the user's earlier output goes back in place
+            if old is not None and not final.exists():
+                old.rename(final)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         self._created.clear()  # something landed: the folders are now the user's output

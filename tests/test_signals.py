@@ -168,3 +168,28 @@ def test_signal_removes_staging_and_stops_children(runs, run, exit_code, child):
     assert any(child in command for command in watcher.commands), watcher.commands  # it ran when the signal came
     assert _gone(watcher.children) == [], "child processes outlived the run"
     assert _gone(_tree(watcher.proc.pid)) == []
+
+
+def test_stale_folders_are_judged_by_their_owner(tmp_path):
+    """In process: a dead owner's staging folder goes, a replaced folder its dead owner was swapping comes back,
+    a live owner's folder and a folder without an owner record stay."""
+    import json
+
+    from edgezoo import _processes
+    from edgezoo.output import OWNER_FILE, OutputTree
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    model = tmp_path / "m"
+    for name, owner in ((".phone.partial-dead", {**_processes.identity(), "pid": int(dead), "start_time": None}),
+                        (".onnx.partial-live", _processes.identity()), (".browser.partial-unknown", None)):
+        (model / name).mkdir(parents=True)
+        if owner is not None:
+            (model / name / OWNER_FILE).write_text(json.dumps(owner))
+    (model / f".microcontroller.old-{dead}").mkdir()
+    (model / f".microcontroller.old-{dead}" / "model.tflite").write_bytes(b"the user's")
+
+    notes = OutputTree(tmp_path, "m", force=False).check(["phone"])
+    assert sorted(p.name for p in model.iterdir()) == [".browser.partial-unknown", ".onnx.partial-live", "microcontroller"]
+    assert (model / "microcontroller" / "model.tflite").read_bytes() == b"the user's"
+    assert any(f"left by process {dead}, which is no longer running" in n for n in notes)
+    assert any(f"put back {model / 'microcontroller'}" in n for n in notes)
