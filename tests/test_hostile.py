@@ -142,7 +142,7 @@ def test_keras_archive_naming_a_module_outside_keras(tmp_path, marker, monkeypat
     with zipfile.ZipFile(tmp_path / "evil.keras", "w") as archive:
         for name, data in files.items():
             archive.writestr(name, data)
-    _refused(tmp_path / "evil.keras", marker, r"custom objects that Keras does not ship \(function\)")
+    _refused(tmp_path / "evil.keras", marker, r"custom objects that Keras does not ship \(evil_payload\.act\)")
 
 
 def test_keras_archive_with_a_python_lambda(tmp_path, marker):

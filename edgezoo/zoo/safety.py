@@ -191,6 +191,9 @@ def _object_label(obj: dict) -> str:
     name = config.get("name") if isinstance(config, dict) else None
     registered = obj.get("registered_name")
     kind = registered if isinstance(registered, str) and ">" in registered else obj["class_name"]
+    module = obj.get("module")
+    if isinstance(module, str) and not (module == "keras" or module.startswith("keras.")) and kind == obj["class_name"]:
+        kind = f"{module}.{config if obj['class_name'] == 'function' and isinstance(config, str) else kind}"  # where it would import from
     return f"{kind} '{name}'" if name else kind
 
 
