@@ -16,7 +16,7 @@ import pytest
 import edgezoo
 from edgezoo import _tf
 from edgezoo.calibration import load_calibration
-from edgezoo.errors import CalibrationDataError, UnsafeModelError
+from edgezoo.errors import CalibrationDataError, CorruptModelError, UnsafeModelError
 from edgezoo.validate.standalone import ValidateOptions, validate_artifact
 from edgezoo.zoo.safety import TRUST_HINT
 
@@ -127,7 +127,9 @@ def test_h5_with_a_lambda_layer_is_refused_and_only_trust_runs_it(tmp_path, mark
 
 
 def test_keras_archive_naming_a_module_outside_keras(tmp_path, marker, monkeypatch):
-    """A .keras config whose activation is a function of another module: importing that module is the payload."""
+    """A .keras config whose activation is a function of another module, whose import is the payload. Keras 3 releases
+    before 3.9 imported the module a config names (CVE-2025-1550); the installed Keras refuses it itself (shown with
+    trust), and edgezoo refuses it first whatever the installed Keras does."""
     import keras
 
     (tmp_path / "evil_payload.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\ndef act(x):\n    return x\n")
@@ -143,6 +145,9 @@ def test_keras_archive_naming_a_module_outside_keras(tmp_path, marker, monkeypat
         for name, data in files.items():
             archive.writestr(name, data)
     _refused(tmp_path / "evil.keras", marker, r"custom objects that Keras does not ship \(evil_payload\.act\)")
+    with pytest.raises(CorruptModelError, match="evil_payload"):
+        edgezoo.load(str(tmp_path / "evil.keras"), trust_model=True)
+    assert not marker.exists()
 
 
 def test_keras_archive_with_a_python_lambda(tmp_path, marker):
