@@ -134,6 +134,9 @@ def _add_convert(subparsers) -> None:
                         help="int8: leave this layer in float (a layer name as the report lists it); repeatable")
     parser.add_argument("--no-auto-fallback", dest="auto_fallback", action="store_false",
                         help="int8: do not move the worst layers back to float when parity misses the tolerance")
+    parser.add_argument("--input-shape", dest="input_shapes", action="append", metavar="NAME=D0,D1,...",
+                        help="fix an input's shape before conversion, batch first (e.g. image=1,48,64,3; just 1,48,64,3 for a "
+                        "model with one input); repeatable, overrides the profile's input_shapes")
     _zoo_access(parser)
     _common(parser)
     parser.set_defaults(handler=_run_convert)
@@ -224,6 +227,14 @@ def _add_validate(subparsers) -> None:
     parser.add_argument("--out", "-o", dest="out_dir", default="build", help="output folder (default: build)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed for data sampling (default: 0)")
+    parser.add_argument("--input-map", dest="input_map", action="append", default=[], metavar="NAME=TENSOR",
+                        type=lambda text: _pair(text, "--input-map"),
+                        help="feed the original's input NAME to the artifact's tensor TENSOR, instead of matching by name, "
+                        "shape or values; repeatable")
+    parser.add_argument("--output-map", dest="output_map", action="append", default=[], metavar="NAME=TENSOR",
+                        type=lambda text: _pair(text, "--output-map"),
+                        help="compare the original's output NAME with the artifact's tensor TENSOR, instead of matching by "
+                        "name, shape or values; repeatable")
     _zoo_access(parser)
     _common(parser)
     parser.set_defaults(handler=_run_validate)
@@ -243,10 +254,26 @@ def _run_validate(args, console: Console) -> int:
         f"{result.target}: {args.artifact} ({result.artifact.format} {result.artifact.quantization.value}, detected "
         f"{validated['quantization_detected']})\n"
         f"  parity on {result.parity.runtime} over {result.parity.num_samples} inputs: {verdict} ({_headline(result.parity)})\n"
-        f"  report: {result.output_dir / 'report.html'}"
+        + "".join(f"  {line}\n" for line in _matching_lines(validated["matching"]))
+        + f"  report: {result.output_dir / 'report.html'}"
     )
     console.result(result.to_json(), human)
     return EXIT_OK if result.passed else EXIT_PARITY
+
+
+def _matching_lines(matching: dict) -> list[str]:
+    """One line per tensor matched by values (or left undecided): the pair, its error and the margin."""
+    lines = []
+    for kind, matches in matching.items():
+        for name, match in matches.items():
+            if match["how"] == "matched by values":
+                doubt = "" if match["certain"] else " -- UNCERTAIN"
+                lines.append(f"{kind[:-1]} {name} = {match['tensor']}: matched by values (error {match['error']:.3g}; the best "
+                             f"alternative, {name} = {match['alternative']}, totals {match['alternative_error']:.3g} against "
+                             f"{match['assignment_error']:.3g}: {match['margin']:.3g}x){doubt}")
+            elif match["how"].startswith("undecided"):
+                lines.append(f"{kind[:-1]} {name} = {match['tensor']}: {match['how']}")
+    return lines
 
 
 # --- bench ---------------------------------------------------------------------------------------
@@ -266,6 +293,8 @@ def _add_bench(subparsers) -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs first (default: 5)")
     parser.add_argument("--threads", type=int, help="threads of the multi-threaded cases (default: every core)")
     parser.add_argument("--no-original", dest="original", action="store_false", help="do not measure the original in TensorFlow")
+    parser.add_argument("--input-shape", dest="input_shapes", action="append", metavar="NAME=D0,D1,...",
+                        help="measure on a random input of this shape (for inputs with dynamic dimensions); repeatable")
     _common(parser)
     parser.set_defaults(handler=_run_bench)
 

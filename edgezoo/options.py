@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edgezoo.converter.base import Quantization
 from edgezoo.errors import UsageError
+from edgezoo.targets.static_shape import normalise_input_shapes
 
 
 def from_namespace(options_class, namespace):
@@ -37,6 +38,7 @@ class ConvertOptions:
     prune: float | None = None  # target sparsity (0..1) of magnitude pruning, fine-tuned by distillation
     keep_float: tuple[str, ...] = ()  # layers left in float in full-integer models
     auto_fallback: bool = True  # int8: move the worst layers back to float until parity passes
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input-shape: (input name, "" for a lone input; shape), fixed first
 
     def load_options(self, progress=None):
         """The zoo's share of these options (edgezoo.zoo.LoadOptions); progress reports downloads."""
@@ -57,6 +59,7 @@ class ConvertOptions:
         features = self.calibration_features.items() if isinstance(self.calibration_features, dict) else self.calibration_features
         object.__setattr__(self, "calibration_features", tuple(tuple(pair) for pair in features))
         object.__setattr__(self, "keep_float", (self.keep_float,) if isinstance(self.keep_float, str) else tuple(self.keep_float))
+        object.__setattr__(self, "input_shapes", normalise_input_shapes(self.input_shapes))
         if self.prune is not None and not 0.0 < float(self.prune) < 1.0:
             raise UsageError(f"--prune takes a sparsity between 0 and 1 (the share of weights set to zero), got {self.prune}.")
         if self.quantize is not None and not isinstance(self.quantize, Quantization):

@@ -17,7 +17,7 @@ from edgezoo.errors import ConversionError, DiskFullError, EdgezooError, ParityE
 from edgezoo.options import ConvertOptions
 from edgezoo.output import OutputTree
 from edgezoo.reports.json_report import golden_digest, run_summary, target_report, write_json
-from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile
+from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile, static_shape
 from edgezoo.targets.constraints import finish_artifact, prepare_model
 from edgezoo.targets.model_cost import footprint
 from edgezoo.validate import ParityReport, check_parity
@@ -120,12 +120,13 @@ def resolve_targets(names: tuple[str, ...]) -> list[TargetProfile]:
     return [resolve_profile(name) for name in dict.fromkeys(expanded)]
 
 
-def prepare_data(model: LoadedModel, options: ConvertOptions) -> calibration_data.CalibrationSet:
+def prepare_data(model: LoadedModel, options: ConvertOptions, shapes: dict | None = None) -> calibration_data.CalibrationSet:
+    """The user's data, the model's own, or random inputs (of `shapes` where the run fixes input shapes)."""
     if options.calibration is not None:
         return calibration_data.load_calibration(options.calibration, model, options.calibration_settings())
     if model.load_data is not None:
         return calibration_data.from_model_data(model)
-    return calibration_data.synthetic(model, seed=options.seed)
+    return calibration_data.synthetic(model, seed=options.seed, shapes=shapes)
 
 
 def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedback | None = None) -> ConversionResult:
@@ -136,11 +137,12 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
     profiles = resolve_targets(options.targets)  # a bad target fails before any slow work
     with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
         model = load(source, options.load_options(feedback.progress)) if isinstance(source, str) else source
+    shapes = static_shape.shapes_for_data(model, profiles, options.input_shapes)  # a bad --input-shape fails before slow work
     tree = OutputTree(options.out_dir, model.name, options.force)
     for note in tree.check([p.name for p in profiles]):
         feedback.warn(note)
     try:
-        data = prepare_data(model, options)
+        data = prepare_data(model, options, shapes)
         for message in data.warnings:
             feedback.warn(message)
         pruning = None
@@ -216,7 +218,9 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
     quantization = options.quantize or profile.quantization
     tolerance = profile.tolerance_for(quantization)
     request = conversion_request(profile, quantization, data)
-    target_model = prepare_model(model, profile, feedback.step)  # a fixed batch; ops the device lacks refused
+    # Fixed input shapes (--input-shape, the profile's input_shapes and fixed_batch); ops the device lacks refused.
+    target_model = prepare_model(model, profile, feedback.step, request, options.keep_float,
+                                 input_shapes=options.input_shapes, data=data)
     with tree.staging(profile.name) as staging:
         check = lambda artifact: check_parity(  # noqa: E731
             artifact, profile.runtime, data.heldout, reference, classifier=model.is_classifier, tolerance=tolerance

@@ -46,10 +46,11 @@ def tamper_tfjs_weights(model_json: Path, seed: int = 0) -> None:
     shards = [model_json.parent / path for group in manifest for path in group["paths"]]
     data = bytearray(b"".join(shard.read_bytes() for shard in shards))
     offset, spans = 0, []
+    item_bytes = {"float32": 4, "int32": 4, "bool": 1}  # unquantised weights; bool constants come from control flow
     for group in manifest:
         for weight in group["weights"]:
-            size = int(np.prod(weight["shape"])) * 4  # float32 and int32 weights, no quantisation
-            assert "quantization" not in weight and weight["dtype"] in ("float32", "int32"), weight
+            assert "quantization" not in weight and weight["dtype"] in item_bytes, weight
+            size = int(np.prod(weight["shape"])) * item_bytes[weight["dtype"]]
             if weight["dtype"] == "float32":
                 spans.append((size, offset))
             offset += size

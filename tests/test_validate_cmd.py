@@ -14,7 +14,8 @@ from edgezoo.converter.base import Quantization
 from edgezoo.errors import UsageError
 from edgezoo.targets import resolve_profile
 from edgezoo.reports.json_report import TARGET_REPORT_KIND, schema_for
-from edgezoo.validate.standalone import ValidateOptions, match_names, validate_artifact
+from edgezoo.validate.matching import plan_outputs
+from edgezoo.validate.standalone import ValidateOptions, validate_artifact
 from tests.tamper import tamper_onnx_weights, tamper_tflite_weights
 
 
@@ -98,8 +99,10 @@ def test_validate_refuses_what_it_cannot_check(made_elsewhere, digits, tmp_path)
 
 
 def test_tensors_are_matched_by_name_then_by_shape():
-    assert match_names("outputs", {"probs": (None, 10)}, {"Identity:0": (1, 10)}) == {"probs": "Identity:0"}
+    assert plan_outputs({"probs": (None, 10)}, {"Identity:0": (1, 10)}).in_order() == {"probs": "Identity:0"}
     two = {"boxes": (None, 4), "scores": (None, 10)}
-    assert match_names("outputs", two, {"out_a": (1, 10), "out_b": (1, 4)}) == {"boxes": "out_b", "scores": "out_a"}
-    with pytest.raises(UsageError, match="cannot tell which"):
-        match_names("outputs", {"a": (None, 10), "b": (None, 10)}, {"x": (1, 10), "y": (1, 10)})
+    assert plan_outputs(two, {"out_a": (1, 10), "out_b": (1, 4)}).in_order() == {"boxes": "out_b", "scores": "out_a"}
+    ambiguous = plan_outputs({"a": (None, 10), "b": (None, 10)}, {"x": (1, 10), "y": (1, 10)})
+    assert ambiguous.groups == ((("a", "b"), ("x", "y")),)  # left to values (tests/test_validate_matching.py)
+    with pytest.raises(UsageError, match="one to one"):
+        plan_outputs({"a": (None, 10), "b": (None, 10)}, {"x": (1, 10)})

@@ -83,6 +83,13 @@ class CalibrationSet:
     def num_heldout(self) -> int:
         return len(next(iter(self.heldout.values())))
 
+    @property
+    def sample_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each input's sample shape (batch left out) in data the user gave; none for synthetic data, whose shape is a guess."""
+        if self.origin == "synthetic":
+            return {}
+        return {name: tuple(array.shape[1:]) for name, array in self.calibration.items()}
+
     def representative_samples(self):
         """One sample at a time, batch of one, as TFLite's representative dataset wants."""
         for index in range(self.num_calibration):
@@ -315,20 +322,29 @@ def from_model_data(model) -> CalibrationSet:
     )
 
 
-def synthetic(model, *, seed: int = 0, count: int = 64) -> CalibrationSet:
-    """Random inputs, only when the user gave none: quantisation ranges and parity from them are guesses."""
+def synthetic(model, *, seed: int = 0, count: int = 64, shapes: dict[str, tuple[int, ...]] | None = None) -> CalibrationSet:
+    """Random inputs, only when the user gave none: quantisation ranges and parity from them are guesses.
+
+    `shapes` (--input-shape) gives the sizes of dynamic dimensions; those still unknown get size 1, said in the warning.
+    """
     message = (
         f"{SYNTHETIC_BANNER}: no calibration data was given for {model.name}, so edgezoo uses {count} random samples. "
         "Quantisation ranges and parity figures from random data can be far from real use; pass --calibration "
         "with real inputs (a folder of images, .npz, .npy or .tfrecord)."
     )
+    warnings = [message]
     rng = np.random.default_rng(seed)
     arrays = {}
     for spec in model.inputs:
-        shape = tuple(1 if d is None else d for d in spec.shape[1:])
+        given = (shapes or {}).get(spec.name)
+        shape = tuple(given[1:]) if given else tuple(1 if d is None else d for d in spec.shape[1:])
+        if not given and None in spec.shape[1:]:
+            shown = ", ".join("?" if d is None else str(d) for d in spec.shape)
+            warnings.append(f"input '{spec.name}' has dynamic dimensions [{shown}]; the random samples give them size 1 "
+                            f"({[count, *shape]}). Fix the size with --input-shape {spec.name}=1,... or give --calibration data.")
         if np.dtype(spec.dtype).kind == "f":
             arrays[spec.name] = rng.standard_normal((count, *shape)).astype(spec.dtype)
         else:
             arrays[spec.name] = rng.integers(0, 2, (count, *shape)).astype(spec.dtype)
     calibration, heldout = split(arrays, CalibrationSettings(seed=seed, max_samples=count))
-    return CalibrationSet(calibration, heldout, origin="synthetic", warnings=(message,), details={"reader": "synthetic", "seed": seed})
+    return CalibrationSet(calibration, heldout, origin="synthetic", warnings=tuple(warnings), details={"reader": "synthetic", "seed": seed})

@@ -81,7 +81,8 @@ class Artifact:
     @classmethod
     def of_model(cls, model, request: "ConversionRequest", *, format: str, files: tuple[Path, ...], ops: tuple[str, ...],
                  details: dict | None = None) -> "Artifact":
-        """A converter's artifact: the main file first, tensor names as in the model's signature."""
+        """A converter's artifact: the main file first, tensor names as in the model's signature, and the input shapes it was
+        made for (None where a dimension stays dynamic)."""
         return cls(
             format=format,
             path=files[0],
@@ -90,7 +91,7 @@ class Artifact:
             input_names=tuple(spec.name for spec in model.inputs),
             output_names=tuple(spec.name for spec in model.outputs),
             ops=tuple(ops),
-            details=details or {},
+            details={"input_shapes": {spec.name: list(spec.shape) for spec in model.inputs}, **(details or {})},
         )
 
     @property

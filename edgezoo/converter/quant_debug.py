@@ -170,13 +170,14 @@ def layer_errors(model, request: ConversionRequest) -> tuple[tuple[LayerError, .
 
 def _run_tflite(content: bytes, samples: list) -> list[np.ndarray]:
     """A TFLite model's outputs (in its own order) on samples given as lists of inputs (in its input order)."""
+    from edgezoo.converter.tflite import set_inputs
+
     tf = _tf.tf()
     interpreter = tf.lite.Interpreter(model_content=content)
     interpreter.allocate_tensors()
     outputs = []
     for sample in samples:
-        for detail, array in zip(interpreter.get_input_details(), sample):
-            interpreter.set_tensor(detail["index"], array)
+        set_inputs(interpreter, sample)  # resizes dynamic dimensions (height, width...) to the sample's
         interpreter.invoke()
         outputs.append([interpreter.get_tensor(detail["index"]).astype(np.float64) for detail in interpreter.get_output_details()])
     return [np.concatenate(parts) for parts in zip(*outputs)]

@@ -1,8 +1,9 @@
 """TF.js graph models through the tensorflowjs converter, from the canonical SavedModel's serving signature.
 
-The model is a folder: `model.json` (graph, signature, weights manifest) and weight shards. Its ops
-are checked against the op lists tensorflowjs ships (`tensorflowjs/op_list/*.json`, what TF.js'
-runtime implements) before the model is called browser-ready.
+The model is a folder: `model.json` (graph, signature, weights manifest) and weight shards. The ops
+TF.js would execute in the produced graph (after the converter's own optimisation, which strips debug
+ops such as Assert and CheckNumerics) are checked against the op lists tensorflowjs ships
+(`tensorflowjs/op_list/*.json`, what TF.js' runtime implements) before the model is called browser-ready.
 """
 
 from __future__ import annotations
@@ -52,8 +53,7 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
     options = FormatOptions.of(request, Options)
     dtype = weight_quantization(request.quantization, options)
     _tf.tf()
-    # tensorflowjs imports tensorflow_decision_forests, whose welcome message needs IPython when stdout is not a terminal
-    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
+    _quiet_tfdf()
     out = workdir / MODEL_DIR
     with _tf.quiet_native_output() as log:
         from tensorflowjs.converters import tf_saved_model_conversion_v2 as tfjs_converter
@@ -67,6 +67,9 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
                 quantization_dtype_map={dtype: True} if dtype else None,  # True: every float weight
                 weight_shard_size_bytes=options.shard_size_bytes,
                 skip_op_check=True,  # the produced graph is checked below, with the layers named
+                # As tensorflowjs_converter does by default (its Python API does not): grappler's debug_stripper turns
+                # Assert into NoOp and CheckNumerics/Print into Identity, which TF.js runs.
+                strip_debug_ops=True,
             )
         except Exception as exc:  # the converter raises ValueError, KeyError, and TensorFlow's own errors
             detail = log.tail() if not _tf.is_verbose() else ""
@@ -86,10 +89,16 @@ def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Ar
     )
 
 
+def _quiet_tfdf() -> None:
+    # tensorflowjs imports tensorflow_decision_forests, whose welcome message needs IPython when stdout is not a terminal
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
+
+
 def supported_ops() -> frozenset[str]:
     """The TensorFlow ops TF.js' graph model runtime implements, from the lists tensorflowjs ships."""
     from importlib import resources
 
+    _quiet_tfdf()
     names = set()
     for entry in resources.files("tensorflowjs").joinpath("op_list").iterdir():
         if entry.name.endswith(".json"):
@@ -106,10 +115,58 @@ def graph_nodes(model_json: dict) -> list[tuple[str, str]]:
     return [(node["op"], node["name"]) for node in nodes]
 
 
+def executed_nodes(model_json: dict) -> list[tuple[str, str]]:
+    """(op, node name) of the nodes TF.js runs for the signature's outputs.
+
+    Like TF.js' executor (getExecutionSubgraph): the nodes reached from the outputs through their data and
+    control inputs, and every node of the functions those nodes call (If/While branches and bodies). A node
+    nothing reaches is never run, so it cannot fail.
+    """
+    topology = model_json["modelTopology"]
+    nodes = {node["name"]: node for node in topology.get("node", [])}
+    functions = {f["signature"]["name"]: f.get("nodeDef", []) for f in topology.get("library", {}).get("function", [])}
+    outputs = [entry["name"] for entry in model_json.get("signature", {}).get("outputs", {}).values()]
+    pending = [_node_of(name) for name in outputs] if outputs else list(nodes)
+    reached: dict[str, dict] = {}
+    called: list[str] = []
+    while pending:
+        name = pending.pop()
+        if name in reached or name not in nodes:
+            continue
+        reached[name] = nodes[name]
+        pending.extend(_node_of(source) for source in nodes[name].get("input", []))
+        called.extend(_called_functions(nodes[name]))
+    executed = [(node["op"], node["name"]) for node in reached.values()]
+    seen: set[str] = set()
+    while called:
+        function = called.pop()
+        if function in seen or function not in functions:
+            continue
+        seen.add(function)
+        for node in functions[function]:
+            executed.append((node["op"], node["name"]))
+            called.extend(_called_functions(node))
+    return executed
+
+
+def _node_of(tensor: str) -> str:
+    """`^name` (a control input), `name:1` or `name` -> `name`."""
+    return tensor.lstrip("^").split(":")[0]
+
+
+def _called_functions(node: dict) -> list[str]:
+    names = []
+    for value in node.get("attr", {}).values():
+        if "func" in value:
+            names.append(value["func"].get("name", ""))
+        names.extend(f.get("name", "") for f in value.get("list", {}).get("func", []))
+    return names
+
+
 def check_ops(model_json: dict, model_name: str) -> None:
-    """Refuse a graph with ops TF.js cannot run (exit 3), naming each op and the layers that use it."""
+    """Refuse a graph whose executed nodes use ops TF.js cannot run (exit 3), naming each op and the layers that use it."""
     known = supported_ops()
-    unsupported = [(op, name) for op, name in graph_nodes(model_json) if op not in known]
+    unsupported = [(op, name) for op, name in executed_nodes(model_json) if op not in known]
     if unsupported:
         raise TargetConstraintError(
             f"{model_name} uses TensorFlow ops that TF.js cannot run: {describe_ops_by_layer(unsupported)}. "

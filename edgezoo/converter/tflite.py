@@ -87,6 +87,37 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def takes_shape(detail: dict, shape: tuple[int, ...]) -> bool:
+    """Whether an input tensor takes an array of `shape`: the same rank, and every static dimension equal.
+
+    Dynamic dimensions (-1 in the tensor's shape_signature) take any size: interpreters resize them to the data.
+    """
+    signature = tuple(int(d) for d in detail.get("shape_signature", detail["shape"]))
+    return len(signature) == len(shape) and all(s in (-1, d) for s, d in zip(signature, shape))
+
+
+def shape_signature(detail: dict) -> str:
+    """An input tensor's shape as people read it: [?, ?, ?, 3] where dynamic."""
+    return "[" + ", ".join("?" if d == -1 else str(d) for d in detail.get("shape_signature", detail["shape"])) + "]"
+
+
+def set_inputs(interpreter, arrays: list[np.ndarray]) -> None:
+    """Feed a plain Interpreter (not a signature runner) inputs in its own input order, resizing its dynamic dimensions to
+    the arrays' shapes first: a tensor allocated at [1, 1, 1, 3] must be resized before it takes a [1, 48, 64, 3] image."""
+    details = interpreter.get_input_details()
+    resized = False
+    for detail, array in zip(details, arrays):
+        if not takes_shape(detail, array.shape):
+            raise ValueError(f"input {detail['name']} takes {shape_signature(detail)}, not {list(array.shape)}")
+        if tuple(detail["shape"]) != array.shape:
+            interpreter.resize_tensor_input(detail["index"], list(array.shape))
+            resized = True
+    if resized:
+        interpreter.allocate_tensors()
+    for detail, array in zip(details, arrays):
+        interpreter.set_tensor(detail["index"], array)
+
+
 def quantize_input(array: np.ndarray, detail: dict) -> np.ndarray:
     """Float model inputs to an integer tensor's values, with the tensor's scale and zero point."""
     scale, zero_point = detail["quantization"]

@@ -18,6 +18,9 @@ from edgezoo.errors import CorruptModelError
 class OpNode:
     op: str  # builtin name (CONV_2D) or custom code (FlexErf, TFLite_Detection_PostProcess)
     output_names: tuple[str, ...]  # tensor names, which carry the TensorFlow node (and so layer) names
+    subgraph: int = 0
+    index: int = 0  # the operator's position in its subgraph: the "number" in TFLM's node messages
+    input_dtypes: tuple[str, ...] = ()  # numpy dtype names of the inputs it reads (optional inputs left out)
 
     @property
     def node_name(self) -> str:
@@ -86,6 +89,10 @@ def _op_name(code) -> str:
     return _enum_names("BuiltinOperator").get(builtin, f"BUILTIN_{builtin}")
 
 
+def _dtype_name(tensor_type: int) -> str:
+    return _enum_names("TensorType").get(tensor_type, "unknown").lower()
+
+
 def _io_tensor(subgraph, name: str, position: int, tensor_index: int) -> IoTensor:
     tensor = subgraph.Tensors(tensor_index)
     shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
@@ -94,7 +101,7 @@ def _io_tensor(subgraph, name: str, position: int, tensor_index: int) -> IoTenso
     scale, zero_point = 0.0, 0
     if quantization is not None and quantization.ScaleLength():
         scale, zero_point = float(quantization.Scale(0)), int(quantization.ZeroPoint(0))
-    dtype = _enum_names("TensorType").get(tensor.Type(), "unknown").lower()
+    dtype = _dtype_name(tensor.Type())
     return IoTensor(name, position, (tensor.Name() or b"").decode(), shape, signature, dtype, scale, zero_point)
 
 
@@ -140,7 +147,12 @@ def read_flatbuffer(data: bytes, signature_key: str | None = None) -> Flatbuffer
                     for t in (operator.OutputsAsNumpy() if operator.OutputsLength() else ())
                     if t >= 0
                 )
-                ops.append(OpNode(codes[operator.OpcodeIndex()], outputs))
+                dtypes = tuple(
+                    _dtype_name(subgraph.Tensors(int(t)).Type())
+                    for t in (operator.InputsAsNumpy() if operator.InputsLength() else ())
+                    if t >= 0
+                )
+                ops.append(OpNode(codes[operator.OpcodeIndex()], outputs, g, o, dtypes))
         inputs, outputs = _io(model, model.Subgraphs(0), signature_key)
     except Exception as exc:  # flatbuffers raises struct, index and value errors on damaged files
         raise CorruptModelError(f"not a readable .tflite flatbuffer: {type(exc).__name__}: {exc}") from exc

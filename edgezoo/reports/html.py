@@ -76,7 +76,7 @@ def render_target_report(report: dict) -> str:
         _artifact_section(artifact),
         _optional_section("Footprint on the device", report.get("footprint")),
         _optional_section("Pruning", report.get("pruning")),
-        _optional_section("Made by another tool, validated by edgezoo", report.get("validated")),
+        _validated_section(report.get("validated")),
         _device_check_section(report.get("device_check")),
         "<h2>Calibration and validation data</h2>",
         _calibration_section(report.get("calibration") or {}),
@@ -216,6 +216,37 @@ def _artifact_section(artifact: dict) -> str:
         _key_values({**main, "files": ", ".join(files), **extra})
         + f"<h3>Ops used ({len(ops)})</h3>{ops_html}"
     )
+
+
+def _validated_section(validated: dict | None) -> str:
+    """edgezoo validate: the artifact as given, and how each of its tensors was matched to the original's."""
+    if not validated:
+        return ""
+    general = {k: v for k, v in validated.items() if k not in {"inputs", "outputs", "matching", "matching_uncertain"}}
+    parts = ["<h2>Made by another tool, validated by edgezoo</h2>", _key_values(general)]
+    matching = validated.get("matching")
+    if not matching:  # a report written before tensors were matched by values
+        return "".join(parts) + _key_values({"inputs": validated.get("inputs"), "outputs": validated.get("outputs")})
+    if validated.get("matching_uncertain"):
+        parts.append("<div class=warn>UNCERTAIN MATCH: not every tensor was matched with certainty (in red below: matched by "
+                     "values whose best alternative is less than twice as far from the original, or left undecided because the "
+                     "artifact did not run); the verdict may rest on a wrong match. Name them with --input-map / --output-map.</div>")
+    head = "<tr><th></th><th>original</th><th>artifact's tensor</th><th>matched</th><th>error</th><th>best alternative</th><th>margin</th></tr>"
+    rows = []
+    for kind, matches in matching.items():
+        for name, match in matches.items():
+            by_values = match.get("how") == "matched by values"
+            alternative = f"{match['alternative']} ({_plain(match['alternative_error'])})" if by_values else "–"
+            margin = f"{match['margin']:.3g}×" if by_values else "–"
+            css = "ok" if match.get("certain") else "bad"
+            rows.append(f"<tr><th>{escape(kind[:-1])}</th><td>{escape(name)}</td><td>{escape(match['tensor'])}</td>"
+                        f"<td class={css}>{escape(match['how'] + ('' if match.get('certain') else ', UNCERTAIN'))}</td><td class=num>{escape(_plain(match.get('error')))}</td>"
+                        f"<td>{escape(alternative)}</td><td class=num>{escape(margin)}</td></tr>")
+    note = ("<p class=sub>By values: the artifact ran on the held-out inputs and the assignment of same-shaped tensors with the "
+            "least total relative L2 error was kept. Error: an output's own relative L2 error; an input's, the total over the outputs. "
+            "Best alternative: the tensor the best other assignment gives it, and that assignment's total error; margin: how many "
+            "times worse it is.</p>")
+    return "".join(parts) + f"<table>{head}{''.join(rows)}</table>" + note
 
 
 def _device_check_section(device_check: dict | None) -> str:

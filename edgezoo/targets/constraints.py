@@ -1,9 +1,10 @@
 """What a target profile imposes around a conversion, driven only by the profile's keys.
 
-Before conversion (`prepare_model`): a fixed batch (`fixed_batch`), and the ops the device lacks
-(`op_set`), named with their layers. After conversion (`finish_artifact`): the ops again, the flash
-budget (`max_model_bytes`), the tensor arena measured on the runtime plus `arena_margin` and the RAM
-budget (`max_arena_bytes`), and the C sources for firmware (`emit_c_source`).
+Before conversion (`prepare_model`): fixed input shapes (`input_shapes`, `fixed_batch`, --input-shape), and
+the ops the device lacks (`op_set`) or runs in float only when the model is to be full-integer, named with their
+layers. After conversion (`finish_artifact`): the ops again, the flash budget (`max_model_bytes`), the tensor
+arena measured on the runtime plus `arena_margin` and the RAM budget (`max_arena_bytes`), and the C
+sources for firmware (`emit_c_source`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from edgezoo.converter.base import Artifact
+from edgezoo.converter.base import Artifact, ConversionRequest, Quantization
 from edgezoo.errors import TargetConstraintError
 from edgezoo.targets.profile import TargetProfile
 from edgezoo.zoo.base import LoadedModel
@@ -26,18 +27,34 @@ def _no_step(text: str) -> ContextManager:
     return contextlib.nullcontext()
 
 
-def prepare_model(model: LoadedModel, profile: TargetProfile, step: Step = _no_step) -> LoadedModel:
-    """The model as the target's converter should see it; refuses what the device cannot run."""
-    if profile.fixed_batch is not None:
-        from edgezoo.targets.static_shape import fix_batch
+def prepare_model(model: LoadedModel, profile: TargetProfile, step: Step = _no_step, request: ConversionRequest | None = None,
+                  keep_float: tuple[str, ...] = (), *, input_shapes=(), data=None) -> LoadedModel:
+    """The model as the target's converter should see it; refuses what the device cannot run.
 
-        with step(f"{profile.name}: fixing the batch dimension to {profile.fixed_batch}"):
-            model = fix_batch(model, profile.fixed_batch)
+    With the conversion's request, a full-integer (int8) model is also refused for ops the device runs in float
+    only, unless layers are kept in float (--keep-float), which only the converted model can tell.
+
+    `input_shapes` (--input-shape) and the profile's input_shapes and fixed_batch fix input shapes; `data`, the
+    CalibrationSet, must fit them, and its shapes are what a refusal of dynamic dimensions suggests.
+    """
+    from edgezoo.targets import static_shape
+
+    given = static_shape.given_shapes(model, profile, input_shapes)
+    if given or profile.fixed_batch is not None:
+        shapes = static_shape.target_shapes(model, profile.name, fixed_batch=profile.fixed_batch, given=given,
+                                            data_shapes=data.sample_shapes if data is not None else None)
+        if data is not None:
+            static_shape.check_data_shapes(shapes, data, profile.name)
+        shown = ", ".join(f"{name} {static_shape.show(fixed.shape)}" for name, fixed in shapes.items())
+        with step(f"{profile.name}: fixing the input shapes ({shown})"):
+            model = static_shape.fix_shapes(model, {name: fixed.shape for name, fixed in shapes.items()})
     if profile.op_set is not None:
         from edgezoo.targets.op_check import check_before_conversion
 
-        with step(f"{profile.name}: checking the model's ops against {profile.op_set}"):
-            check_before_conversion(model, profile.op_set)
+        full_integer = request is not None and request.quantization is Quantization.INT8 and not keep_float
+        kernels = " and their int8 kernels" if full_integer else ""
+        with step(f"{profile.name}: checking the model's ops{kernels} against {profile.op_set} before conversion"):
+            check_before_conversion(model, profile.op_set, full_integer)
     return model
 
 

@@ -1,13 +1,19 @@
 """Op sets: the ops a device's runtime implements, checked before conversion and on the artifact.
 
 An op set is one module with `OP_SET`, `DESCRIPTION` and `supported_ops() -> frozenset[str]`,
-plus one entry in OP_SETS; a profile names it with `op_set = "..."`.
+plus one entry in OP_SETS; a profile names it with `op_set = "..."`. It may also have
+`float_only_ops() -> frozenset[str]`: ops its runtime runs in float only, refused in full-integer models.
 
 Before conversion, the model is lowered to TFLite ops in memory (float, no quantisation and no
 calibration: the cheap part of a conversion) with TensorFlow ops allowed as Flex ops, so that every
 op the device lacks is found and named with the layer it comes from, before the slow int8
 conversion and its calibration run. The converted artifact is checked again, since quantisation
-can change the ops.
+can change the ops. The ops are judged as the TFLite converter emits them (Assert, CheckNumerics and
+the like do not lower), never on the TensorFlow graph.
+
+In a full-integer (int8) model every float op of the lowered model becomes an int8 op, unless the
+converter keeps it in float; so an op whose kernels are float-only is refused before conversion, and
+again on the converted model, where each op's input dtype is read from the file.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import importlib
 from types import ModuleType
 
 from edgezoo import _tf
-from edgezoo.converter.base import Artifact, describe_ops_by_layer
+from edgezoo.converter.base import Artifact, describe_ops_by_layer, layer_of
 from edgezoo.converter.tflite_flatbuffer import OpNode, read_flatbuffer
 from edgezoo.errors import ConversionError, TargetConstraintError, UsageError
 from edgezoo.zoo.base import LoadedModel
@@ -64,14 +70,42 @@ def _refuse(missing: list[tuple[str, str]], set_name: str, what: str) -> None:
     )
 
 
-def check_before_conversion(model: LoadedModel, set_name: str) -> tuple[str, ...]:
-    """Refuse a model whose ops the op set lacks, naming each op and its layer; returns the planned op names."""
+def _float_only(nodes, set_name: str, reads: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(op, node) of the ops reading one of `reads` whose kernels in the op set take float only."""
+    listed = getattr(op_set(set_name), "float_only_ops", lambda: frozenset())()
+    return [(node.op, node.node_name) for node in nodes if node.op in listed and set(node.input_dtypes) & set(reads)]
+
+
+def _refuse_float_only(found: list[tuple[str, str]], set_name: str, what: str, dtype: str, when: str) -> None:
+    if not found:
+        return
+    module = op_set(set_name)
+    ops = sorted({op for op, _ in found})
+    layers = list(dict.fromkeys(layer_of(node) for _, node in found))
+    raise TargetConstraintError(
+        f"{what} needs {', '.join(ops)} on {dtype}, which {module.DESCRIPTION} ({set_name}) run in float only: "
+        f"{describe_ops_by_layer(found)} ({when}). {module.int8_advice(ops, layers)}"
+    )
+
+
+def check_before_conversion(model: LoadedModel, set_name: str, full_integer: bool = False) -> tuple[str, ...]:
+    """Refuse a model whose ops the op set lacks, or runs in float only when the model is to be full-integer,
+    naming each op and its layer; returns the planned op names."""
     nodes = planned_ops(model)
     _refuse(_unsupported(nodes, op_set(set_name).supported_ops()), set_name, f"{model.name}")
+    if full_integer:
+        # The int8 conversion turns the float ops of the lowered model into int8 ones.
+        found = _float_only(nodes, set_name, ("float32",))
+        _refuse_float_only(found, set_name, f"{model.name} as a full-integer model", "int8",
+                           "found before conversion, in the model lowered to TFLite ops")
     return tuple(sorted({node.op for node in nodes}))
 
 
 def check_artifact(artifact: Artifact, set_name: str) -> None:
-    """The converted model again: quantisation may add ops (QUANTIZE, DEQUANTIZE) or keep float ones."""
+    """The converted model again: quantisation may add ops (QUANTIZE, DEQUANTIZE), keep float ones, or make int8 ones
+    whose kernels take float only."""
     nodes = read_flatbuffer(artifact.path.read_bytes()).ops
-    _refuse(_unsupported(nodes, op_set(set_name).supported_ops()), set_name, f"the converted {artifact.path.name}")
+    what = f"the converted {artifact.path.name}"
+    _refuse(_unsupported(nodes, op_set(set_name).supported_ops()), set_name, what)
+    _refuse_float_only(_float_only(nodes, set_name, ("int8", "int16")), set_name, what, "integer inputs",
+                       "read from the converted model")

@@ -94,6 +94,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("quantization", str, "default quantisation: float32, float16, dynamic-int8, int8 or int16x8 (`--quantize` overrides it)", required=True),
     Key("integer_io", bool, "full-integer models take and return int8/int16 tensors instead of float", default=False),
     Key("fixed_batch", int, "fix the batch dimension to this size before conversion (devices without dynamic shapes)"),
+    Key("input_shapes", dict, "fix inputs to these shapes before conversion, batch first: { NAME = [1, 48, 64, 3] } (--input-shape overrides an input's shape)"),
     Key("op_set", str, "the ops the device's runtime has (a key of OP_SETS: tflm); checked before conversion and on the artifact"),
     Key("max_model_bytes", int, "flash or storage budget: the artifact's size in bytes"),
     Key("max_arena_bytes", int, "RAM budget: the tensor arena in bytes, measured on the runtime, safety margin included"),
@@ -116,6 +117,7 @@ class TargetProfile:
     quantization: Quantization
     integer_io: bool = False
     fixed_batch: int | None = None
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (input name, shape) fixed before conversion
     op_set: str | None = None
     max_model_bytes: int | None = None
     max_arena_bytes: int | None = None
@@ -151,6 +153,7 @@ class TargetProfile:
             "quantization": self.quantization.value,
             "integer_io": self.integer_io,
             "fixed_batch": self.fixed_batch,
+            "input_shapes": {name: list(shape) for name, shape in self.input_shapes},
             "op_set": self.op_set,
             "max_model_bytes": self.max_model_bytes,
             "max_arena_bytes": self.max_arena_bytes,
@@ -260,6 +263,11 @@ def _check_values(data: dict) -> list[str]:
     for key in ("fixed_batch", "max_model_bytes", "max_arena_bytes"):
         if data.get(key) is not None and data[key] < 1:
             problems.append(f"{key} must be at least 1 (got {data[key]}).")
+    for name, shape in data.get("input_shapes", {}).items():
+        if not isinstance(shape, list) or not shape or not all(_type_ok(d, int) and d >= 1 for d in shape):
+            problems.append(f"input_shapes: '{name}' must be a list of sizes of at least 1, batch first, e.g. [1, 48, 64, 3] (got {shape!r}).")
+        elif data.get("fixed_batch") is not None and shape[0] != data["fixed_batch"]:
+            problems.append(f"input_shapes: '{name}' has a batch of {shape[0]}, but fixed_batch is {data['fixed_batch']}.")
     if not 0 <= data.get("arena_margin", 0) <= 10:
         problems.append(f"arena_margin is a fraction between 0 and 10 (got {data['arena_margin']}); 0.1 adds 10%.")
     if data.get("emit_c_source") and data["format"] != "tflite":
@@ -333,6 +341,7 @@ def profile_from_table(data: dict, path: Path | None, extends: tuple[str, ...] =
         quantization=Quantization(quantization),
         integer_io=data.get("integer_io", False),
         fixed_batch=data.get("fixed_batch"),
+        input_shapes=tuple((name, tuple(shape)) for name, shape in data.get("input_shapes", {}).items()),
         op_set=data.get("op_set"),
         max_model_bytes=data.get("max_model_bytes"),
         max_arena_bytes=data.get("max_arena_bytes"),

@@ -5,10 +5,16 @@ links in. Their names are read from the library's symbol strings (what `nm -D` l
 list follows whatever tflite-micro version is installed instead of a table kept by hand. Names
 that are builtin operators of the TFLite schema are the supported builtin ops; a few TFLM kernels
 serve custom ops instead (CUSTOM_OPS).
+
+Which dtypes each kernel takes is not written anywhere machine-readable, so it was probed: a one-op
+full-integer model per builtin, run on the installed TFLM (scripts/probe_tflm_int8_kernels.py). The
+result ships as tflm_int8_kernels.json; `float_only_ops()` reads it, and full-integer models that
+need one of those ops are refused before conversion.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +38,19 @@ _RESOLVER_EXCEPTIONS = {
     "BATCH_MATMUL": "BatchMatMul",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTM",
     "DETECTION_POSTPROCESS": "DetectionPostprocess",
+}
+
+
+INT8_KERNELS_FILE = Path(__file__).with_name("tflm_int8_kernels.json")
+PROBE_COMMAND = "python scripts/probe_tflm_int8_kernels.py"
+# Probe results in tflm_int8_kernels.json: "int8" (runs on int8), "float_only" (runs on float32, not on int8),
+# "fails" (neither one-op model ran), "kept_float" (the int8 conversion leaves the op in float32), "not_probed"
+# (no tiny TensorFlow graph lowers to it, or the probe was inconclusive; the detail says which).
+INT8_STATUSES = ("int8", "float_only", "fails", "kept_float", "not_probed")
+# What to use instead of a float-only op in an int8 model, where there is a usual answer.
+_INT8_ALTERNATIVES = {
+    "LOG": "compute the log (e.g. of a spectrogram) before the model, on the host or with TFLM's signal library, "
+           "or approximate it with ops TFLM runs in int8",
 }
 
 
@@ -76,3 +95,30 @@ def resolver_method(op: str) -> str:
         return "Add" + _RESOLVER_EXCEPTIONS[kernel]
     # Words are capitalised, parts that start with a digit (2D) are kept: MAX_POOL_2D -> AddMaxPool2D.
     return "Add" + "".join(part if part[:1].isdigit() else part.capitalize() for part in kernel.split("_"))
+
+
+def int8_kernels() -> dict:
+    """The probed table: {"tflite_micro_version": ..., "kernels": {op: {"int8": status, "detail": ...}}}."""
+    path = INT8_KERNELS_FILE
+    stat = path.stat()
+    return _read_table(path, stat.st_size, stat.st_mtime)
+
+
+@lru_cache(maxsize=4)
+def _read_table(path: Path, size: int, mtime: float) -> dict:
+    return json.loads(path.read_text())
+
+
+def float_only_ops() -> frozenset[str]:
+    """Builtins whose TFLM kernels ran a float32 one-op model but not its int8 twin."""
+    return frozenset(op for op, entry in int8_kernels()["kernels"].items() if entry["int8"] == "float_only")
+
+
+def int8_advice(ops: list[str], layers: list[str]) -> str:
+    """What to do about ops TFLM cannot run on int8, in the layers named."""
+    alternatives = "".join(f" ({op}: {_INT8_ALTERNATIVES[op]})" for op in ops if op in _INT8_ALTERNATIVES)
+    return (
+        f"Keep {', '.join(layers)} out of the int8 model (--keep-float {' '.join(layers)}, on a target that allows float "
+        f"fallback), replace {', '.join(ops)} with ops TFLM runs in int8{alternatives}, or choose the phone-int8 target "
+        "(LiteRT) or a float target such as phone."
+    )

@@ -35,8 +35,12 @@ class BenchOptions:
     threads: int | None = None  # the multi-threaded cases; None: every core of this machine
     source: str | None = None  # the original, for the TensorFlow baseline; None: the model named in report.json beside the artifact
     original: bool = True  # also measure the original in TensorFlow
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input-shape: a random sample of these shapes, not the golden one
 
     def __post_init__(self):
+        from edgezoo.targets.static_shape import normalise_input_shapes
+
+        object.__setattr__(self, "input_shapes", normalise_input_shapes(self.input_shapes))
         if self.runs < 1 or self.warmup < 0:
             raise UsageError("bench needs at least one timed run (--runs) and no negative warm-up (--warmup).")
         if self.threads is not None and self.threads < 1:
@@ -114,7 +118,7 @@ def bench(artifact: str | Path, options: BenchOptions | None = None, step=None) 
     path = _artifact_path(str(artifact)).resolve()
     kind = artifact_kind(path)
     info = kind.inspect(path)
-    sample = _sample(path, info)
+    sample = _sample(path, info, options.input_shapes)
     name, backend, threaded = HOST_RUNTIMES[kind.format]
     counts = options.thread_counts if threaded else (1,)
     cases = [BenchCase(f"{name}, {n} thread{'s' * (n > 1)}" if threaded else name, backend, str(path), n) for n in counts]
@@ -129,17 +133,27 @@ def bench(artifact: str | Path, options: BenchOptions | None = None, step=None) 
     return BenchResult(path, kind.format, source, {k: list(v.shape) for k, v in sample.items()}, options.warmup, tuple(measurements))
 
 
-def _sample(path: Path, info) -> dict[str, np.ndarray]:
-    """One input sample keyed by the artifact's tensor names: the first golden input when a bundle is beside it."""
+def _sample(path: Path, info, input_shapes=()) -> dict[str, np.ndarray]:
+    """One input sample keyed by the artifact's tensor names: random of the --input-shape sizes when given, else the first
+    golden input when a bundle is beside it, else random of the artifact's static shapes."""
+    from edgezoo.targets.static_shape import check_against, flag_to_fill, show
+
+    given = {name: fixed.shape for name, fixed in check_against(str(path), info.inputs, input_shapes).items()}
     for folder in (path.parent, path.parent.parent):
         manifest_path = folder / "device_check" / "tolerances.json"
-        if manifest_path.exists():
+        if manifest_path.exists() and not given:
             manifest = json.loads(manifest_path.read_text())
             if (manifest_path.parent / manifest["model"]).resolve() == path:
                 with np.load(manifest_path.parent / "golden_inputs.npz") as golden:
                     return {manifest["inputs"][name]: golden[name][:1] for name in golden.files}
+    dynamic = {name: shape for name, shape in info.inputs.items() if name not in given and None in shape[1:]}
+    if dynamic:
+        raise UsageError(f"{path} has inputs with dynamic dimensions ({', '.join(f'{n!r} {show(s)}' for n, s in dynamic.items())}) "
+                         f"and no golden inputs beside it; give the size to measure: "
+                         f"{' '.join(flag_to_fill(n, s) for n, s in dynamic.items())} (each D a size).")
     rng = np.random.default_rng(0)
-    return {name: rng.standard_normal([1, *(d or 1 for d in shape[1:])]).astype(np.float32) for name, shape in info.inputs.items()}
+    shapes = {name: given.get(name, (1, *shape[1:])) for name, shape in info.inputs.items()}
+    return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
 
 
 def _source_from_report(path: Path) -> str | None:

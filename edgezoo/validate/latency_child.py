@@ -76,7 +76,7 @@ def _import_tensorflow():
 def _open_tensorflow(tf, spec: dict, sample: dict):
     import edgezoo
     from edgezoo import _tf
-    from edgezoo.validate.standalone import match_names
+    from edgezoo.validate.matching import plan_inputs
 
     tf.config.threading.set_intra_op_parallelism_threads(spec["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -85,7 +85,8 @@ def _open_tensorflow(tf, spec: dict, sample: dict):
         loaded = tf.saved_model.load(str(model.saved_model_dir))
     function = loaded.signatures[model.signature_key]
     artifact_inputs = {name: tuple(shape) for name, shape in spec["artifact_inputs"].items()}
-    names = match_names("inputs", {s.name: s.shape for s in model.inputs}, artifact_inputs)  # the sample has the artifact's names
+    # The sample has the artifact's names; same-shaped inputs left to values can take any order for timing.
+    names = plan_inputs({s.name: s.shape for s in model.inputs}, artifact_inputs, max_trials=None).in_order()
     feed = {name: tf.constant(sample[tensor]) for name, tensor in names.items()}
     return lambda: function(**feed)
 

@@ -3,13 +3,12 @@ model.json) checked against its original like edgezoo's own: the same golden inp
 report.json, report.html and device_check/ bundle, in OUT/<model>/validate-<target>/.
 
 The artifact's format is recognised from its file (ARTIFACT_KINDS); its tensors are matched to the
-original's by name, else by shape; the tolerances are the target profile's for the quantisation the
-artifact turns out to use (or --quantize).
+original's by --input-map/--output-map, by name, by shape, else by values (edgezoo.validate.matching); the
+tolerances are the target profile's for the quantisation the artifact turns out to use (or --quantize).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 from edgezoo.converter.base import Artifact, Quantization
 from edgezoo.errors import CorruptModelError, EdgezooError, UsageError
 from edgezoo.options import ConvertOptions
+from edgezoo.validate import matching
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,15 @@ class ValidateOptions:
     offline: bool = False
     cache_dir: Path | None = None
     mirror: str | None = None
+    # (original's name, artifact's tensor) pairs that override the matching; a dict is accepted too
+    input_map: tuple[tuple[str, str], ...] = ()
+    output_map: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "out_dir", Path(self.out_dir))
+        for name in ("input_map", "output_map"):
+            pairs = getattr(self, name)
+            object.__setattr__(self, name, tuple(tuple(pair) for pair in (pairs.items() if isinstance(pairs, dict) else pairs)))
         if self.quantize is not None and not isinstance(self.quantize, Quantization):
             object.__setattr__(self, "quantize", ConvertOptions(quantize=self.quantize).quantize)  # same checks and message
 
@@ -78,6 +84,7 @@ class ValidationResult:
     artifact: Artifact
     parity: object  # ParityReport
     report: dict
+    matching: matching.Matching | None = None  # how each tensor was matched
 
     @property
     def passed(self) -> bool:
@@ -102,7 +109,7 @@ def _inspect_tflite(path: Path) -> ArtifactInfo:
     try:
         interpreter = Interpreter(model_path=str(path))
         runner = interpreter.get_signature_runner()
-        shapes = lambda details: {name: tuple(int(d) for d in detail["shape"]) for name, detail in details.items()}  # noqa: E731
+        shapes = lambda details: {name: tuple(None if d < 0 else int(d) for d in detail["shape_signature"]) for name, detail in details.items()}  # noqa: E731
         ops = ops_used(path.read_bytes())
         return ArtifactInfo(
             main=path,
@@ -217,31 +224,6 @@ def _artifact_path(text: str) -> Path:
     return path
 
 
-# --- matching tensors ----------------------------------------------------------------------------
-
-
-def match_names(kind: str, model: dict[str, tuple], artifact: dict[str, tuple]) -> dict[str, str]:
-    """The model's tensor names -> the artifact's: by name, a lone tensor to a lone tensor, else by a shape only one has."""
-    if set(model) == set(artifact):
-        return {name: name for name in model}
-    if len(model) == 1 and len(artifact) == 1:
-        return {next(iter(model)): next(iter(artifact))}
-    fits = lambda a, b: len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a[1:], b[1:]))  # noqa: E731
-    mapping = {}
-    for name, shape in model.items():
-        candidates = [other for other, other_shape in artifact.items() if fits(shape, other_shape)]
-        if len(candidates) != 1:
-            raise UsageError(
-                f"cannot tell which of the artifact's {kind} ({', '.join(f'{n} {list(s)}' for n, s in artifact.items())}) is the "
-                f"original's '{name}' {list(shape)}: the names differ and the shapes do not decide. Export the artifact with "
-                "the original signature's names."
-            )
-        mapping[name] = candidates[0]
-    if len(set(mapping.values())) != len(mapping):
-        raise UsageError(f"the artifact's {kind} cannot be matched one to one with the original's ({', '.join(model)}).")
-    return mapping
-
-
 # --- the whole check -----------------------------------------------------------------------------
 
 
@@ -266,8 +248,8 @@ def validate_artifact(source, artifact_path: str | Path, options: ValidateOption
     convert_options = options.convert_options(profile.name)
     with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
         model = load(source, convert_options.load_options(feedback.progress)) if isinstance(source, str) else source
-    inputs = match_names("inputs", {s.name: s.shape for s in model.inputs}, info.inputs)
-    outputs = match_names("outputs", {s.name: s.shape for s in model.outputs}, info.outputs)
+    inputs = matching.plan_inputs({s.name: s.shape for s in model.inputs}, info.inputs, options.input_map)
+    outputs = matching.plan_outputs({s.name: s.shape for s in model.outputs}, info.outputs, options.output_map)
     label = f"validate-{profile.name}"
     tree = OutputTree(convert_options.out_dir, model.name, options.force)
     for note in tree.check([label]):
@@ -280,16 +262,22 @@ def validate_artifact(source, artifact_path: str | Path, options: ValidateOption
             reference = run_reference(model, data.heldout)
         with tree.staging(label) as staging:
             artifact = _copy_artifact(info, kind, quantization, staging)
-            with feedback.step(f"checking {path.name} on {profile.runtime}"):
-                parity = _check(artifact, profile.runtime, data.heldout, reference, inputs, outputs, model, tolerance)
-            golden = GoldenSet(model.name, profile.name, tolerance, model.is_classifier, data.heldout, reference, inputs, outputs)
-            validated = {"artifact": str(path.resolve()), "quantization_detected": info.quantization.value, "inputs": inputs, "outputs": outputs}
+            by_values = " (matching tensors by values)" if inputs.groups or outputs.groups else ""
+            with feedback.step(f"checking {path.name} on {profile.runtime}{by_values}"):
+                parity, matched = _check(artifact, profile.runtime, data.heldout, reference, inputs, outputs, model, tolerance)
+            for message in matched.warnings():
+                feedback.warn(message)
+            golden = GoldenSet(model.name, profile.name, tolerance, model.is_classifier, data.heldout, reference,
+                               matched.tensors("inputs"), matched.tensors("outputs"))
+            validated = {"artifact": str(path.resolve()), "quantization_detected": info.quantization.value,
+                         "inputs": matched.tensors("inputs"), "outputs": matched.tensors("outputs"),
+                         "matching": matched.to_json(), "matching_uncertain": matched.uncertain}
             report = write_evidence(staging, model=model, profile=profile, artifact=artifact, parity=parity, data=data, golden=golden,
                                     extra={"validated": validated})
             final = tree.publish(staging, label)
     finally:
         tree.discard_empty()
-    return ValidationResult(profile.name, final, artifact.relocated(staging, final), parity, report)
+    return ValidationResult(profile.name, final, artifact.relocated(staging, final), parity, report, matched)
 
 
 def _copy_artifact(info: ArtifactInfo, kind: ArtifactKind, quantization: Quantization, staging: Path) -> Artifact:
@@ -310,17 +298,26 @@ def _copy_artifact(info: ArtifactInfo, kind: ArtifactKind, quantization: Quantiz
         input_names=tuple(info.inputs),
         output_names=tuple(info.outputs),
         ops=info.ops,
-        details={"made_by": "another tool"},
+        details={"made_by": "another tool", "input_shapes": {name: list(shape) for name, shape in info.inputs.items()}},
     )
 
 
-def _check(artifact, runtime, inputs, reference, input_names, output_names, model, tolerance):
-    """Run and compare under the artifact's own tensor names; report under the original's."""
-    from edgezoo.validate import check_parity
+def _check(artifact, runtime, heldout, reference, inputs, outputs, model, tolerance):
+    """Run under the artifact's own tensor names (as often as matching by values needs); compare and report under the original's."""
+    from edgezoo._tf import quiet_native_output
+    from edgezoo.errors import RuntimeFailure
+    from edgezoo.validate import ParityReport, compare_outputs
+    from edgezoo.validate.runners import runner_for
 
-    feed = {input_names[name]: array for name, array in inputs.items()}
-    expected = {output_names[name]: array for name, array in reference.items()}
-    parity = check_parity(artifact, runtime, feed, expected, classifier=model.is_classifier, tolerance=tolerance)
-    original = {tensor: name for name, tensor in output_names.items()}
-    renamed = tuple(dataclasses.replace(output, name=original.get(output.name, output.name)) for output in parity.outputs)
-    return dataclasses.replace(parity, outputs=renamed)
+    runner = runner_for(runtime)
+
+    def run(tensors: dict[str, str]) -> dict[str, np.ndarray]:
+        with quiet_native_output():  # runtimes print INFO lines (delegates) straight to stderr
+            return runner.run(artifact, {tensor: heldout[name] for name, tensor in tensors.items()})
+
+    try:
+        matched, produced = matching.resolve(inputs, outputs, reference, run)
+    except RuntimeFailure as exc:
+        return ParityReport(runtime, len(next(iter(heldout.values()))), (), tolerance, error=str(exc)), matching.undecided(inputs, outputs)
+    candidate = {name: produced[m.tensor] for name, m in matched.outputs.items() if m.tensor in produced}
+    return compare_outputs(reference, candidate, classifier=model.is_classifier, tolerance=tolerance, runtime=runtime), matched

@@ -7,6 +7,7 @@ import numpy as np
 from edgezoo.converter.base import Artifact
 from edgezoo.converter.tflite import dequantize_output, quantize_input
 from edgezoo.errors import RuntimeFailure
+from edgezoo.validate.runners import check_sample_shape, pad_batch
 
 RUNTIME = "litert"
 
@@ -21,18 +22,24 @@ def run(artifact: Artifact, inputs: dict[str, np.ndarray], num_threads: int = 1)
         raise RuntimeFailure(f"LiteRT cannot load {artifact.path}: {exc}") from exc
     input_details = runner.get_input_details()
     output_details = runner.get_output_details()
+    for name, detail in input_details.items():
+        check_sample_shape(artifact.path, name, detail["shape_signature"], inputs[name])
+    # Dynamic dimensions take each sample's size (the signature runner resizes); a static batch is filled, else batch one.
+    batches = {int(d["shape_signature"][0]) for d in input_details.values() if len(d["shape_signature"]) and d["shape_signature"][0] > 0}
+    step = batches.pop() if len(batches) == 1 else 1
     count = len(next(iter(inputs.values())))
     results: dict[str, list[np.ndarray]] = {name: [] for name in output_details}
-    for index in range(count):  # batch of one: converted models often fix the batch dimension
+    for start in range(0, count, step):
         feed = {}
         for name, detail in input_details.items():
-            sample = inputs[name][index : index + 1]
+            sample = pad_batch(inputs[name][start : start + step], step)
             feed[name] = quantize_input(sample, detail) if detail["dtype"] != sample.dtype and np.issubdtype(detail["dtype"], np.integer) else sample
         try:
             outputs = runner(**feed)
         except (ValueError, RuntimeError) as exc:
             raise RuntimeFailure(f"LiteRT failed to run {artifact.path}: {exc}") from exc
+        taken = min(step, count - start)
         for name, value in outputs.items():
             detail = output_details[name]
-            results[name].append(dequantize_output(value, detail) if np.issubdtype(detail["dtype"], np.integer) else value)
+            results[name].append((dequantize_output(value, detail) if np.issubdtype(detail["dtype"], np.integer) else value)[:taken])
     return {name: np.concatenate(values) for name, values in results.items()}

@@ -6,6 +6,7 @@ import numpy as np
 
 from edgezoo.converter.base import Artifact
 from edgezoo.errors import RuntimeFailure
+from edgezoo.validate.runners import check_sample_shape, pad_batch
 
 RUNTIME = "onnxruntime"
 BATCH_SIZE = 64  # for models with a dynamic batch dimension
@@ -24,6 +25,8 @@ def run(artifact: Artifact, inputs: dict[str, np.ndarray], num_threads: int = 1)
     expected = [i.name for i in session.get_inputs()]
     if sorted(expected) != sorted(inputs):
         raise RuntimeFailure(f"{artifact.path} expects inputs {', '.join(expected)}, but was given {', '.join(sorted(inputs))}.")
+    for spec in session.get_inputs():
+        check_sample_shape(artifact.path, spec.name, [d if isinstance(d, int) else None for d in spec.shape], inputs[spec.name])
     output_names = [o.name for o in session.get_outputs()]
     batch = session.get_inputs()[0].shape[0]
     fixed_batch = batch if isinstance(batch, int) else None
@@ -31,7 +34,7 @@ def run(artifact: Artifact, inputs: dict[str, np.ndarray], num_threads: int = 1)
     step = fixed_batch or BATCH_SIZE
     results: dict[str, list[np.ndarray]] = {name: [] for name in output_names}
     for start in range(0, count, step):
-        feed = {name: _pad(array[start : start + step], fixed_batch) for name, array in inputs.items()}
+        feed = {name: pad_batch(array[start : start + step], fixed_batch) for name, array in inputs.items()}
         try:
             values = session.run(output_names, feed)
         except Exception as exc:
@@ -40,10 +43,3 @@ def run(artifact: Artifact, inputs: dict[str, np.ndarray], num_threads: int = 1)
         for name, value in zip(output_names, values):
             results[name].append(value[:taken])
     return {name: np.concatenate(parts) for name, parts in results.items()}
-
-
-def _pad(chunk: np.ndarray, fixed_batch: int | None) -> np.ndarray:
-    """A last, short chunk repeated up to a fixed batch size; the extra rows are dropped from the outputs."""
-    if fixed_batch is None or len(chunk) == fixed_batch:
-        return chunk
-    return np.concatenate([chunk, np.repeat(chunk[-1:], fixed_batch - len(chunk), axis=0)])

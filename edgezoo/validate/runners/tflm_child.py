@@ -5,12 +5,18 @@ edgezoo's own process. This module imports only numpy and tflite-micro. It reads
 and writes a JSON result (and an .npz of outputs) to the paths the request names:
 
     run:   quantise each input sample with the input tensor's parameters, invoke, dequantise outputs
-    arena: the smallest tensor arena (bytes, to 16) with which the model loads and runs, by bisection
+    arena: the smallest tensor arena (bytes, to 16) with which the model loads and runs, by bisection, each
+           attempt in a forked copy of the child (an arena too small can crash TFLM)
+
+Before each interpreter it builds, it writes ATTEMPT_MARKER to stderr, so that the parent can read TFLM's
+messages about the last attempt alone (TFLM prints them to stderr, and a crash leaves nothing else).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import traceback
 
@@ -18,11 +24,15 @@ import numpy as np
 
 ALIGNMENT = 16  # TFLM aligns tensor buffers to 16 bytes
 MAX_ARENA = 1 << 30
+ATTEMPT_MARKER = "edgezoo-tflm-attempt"
 
 
 def _interpreter(model: bytes, arena_size: int):
     from tflite_micro.python.tflite_micro import runtime
 
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.write(2, f"{ATTEMPT_MARKER} arena={int(arena_size)}\n".encode())
     return runtime.Interpreter.from_bytes(model, arena_size=int(arena_size))
 
 
@@ -67,28 +77,61 @@ def run(model: bytes, arena_size: int, inputs: list[np.ndarray], num_outputs: in
 def _runs_with(model: bytes, arena_size: int, num_inputs: int) -> bool:
     try:
         interpreter = _interpreter(model, arena_size)
-        for position in range(num_inputs):
-            details = interpreter.get_input_details(position)
-            interpreter.set_input(np.zeros(details["shape"], details["dtype"]), position)
-        interpreter.invoke()
-    except RuntimeError:  # "TFLM failed to allocate tensors": the arena is too small
+    except RuntimeError:  # "TFLM failed to allocate tensors": the arena is too small (or a kernel refused in Prepare)
         return False
+    for position in range(num_inputs):
+        details = interpreter.get_input_details(position)
+        interpreter.set_input(np.zeros(details["shape"], details["dtype"]), position)
+    # Kernels take their memory in Prepare: a failure to invoke is a kernel's, which no arena mends, so it is raised.
+    interpreter.invoke()
     return True
 
 
+def _attempt(model: bytes, arena_size: int, num_inputs: int) -> str:
+    """'runs', 'short' (the arena is too small), or the signal's name when TFLM crashed; raises when a kernel failed.
+
+    Each attempt runs in a forked copy of this process: TFLM dereferences null (SIGSEGV) when some arenas are too
+    small to hold even its own structures, and that must not end the search.
+    """
+    from tflite_micro.python.tflite_micro import runtime  # noqa: F401  imported once, before the fork, not in every copy
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            code = 0 if _runs_with(model, arena_size, num_inputs) else 1
+        except RuntimeError:
+            code = 2
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return signal.Signals(os.WTERMSIG(status)).name
+    code = os.WEXITSTATUS(status)
+    if code == 2:
+        raise RuntimeError(f"Interpreter invocation failed with a {arena_size:,}-byte arena (a kernel failed, not the arena)")
+    if code not in (0, 1):
+        raise RuntimeError(f"the attempt with a {arena_size:,}-byte arena ended with code {code}")
+    return "runs" if code == 0 else "short"
+
+
 def smallest_arena(model: bytes, num_inputs: int) -> int:
-    """Bisection between an arena that fails and one that runs; TFLM raises (not aborts) when it is too small."""
+    """Bisection between an arena that fails and one that runs; a crash with an arena too small counts as a failure."""
     high = max(4096, len(model))
-    while not _runs_with(model, high, num_inputs):
+    while (outcome := _attempt(model, high, num_inputs)) != "runs":
         if high >= MAX_ARENA:
-            raise RuntimeError(f"the model does not run even with a {MAX_ARENA:,}-byte arena")
+            crashed = f"TFLM crashed ({outcome}) with every arena tried" if outcome != "short" else "the model does not run"
+            raise RuntimeError(f"{crashed}, up to {MAX_ARENA:,} bytes")
         high *= 4
     low = 0
     while high - low > ALIGNMENT:
         middle = (low + high) // 2 // ALIGNMENT * ALIGNMENT
         if middle <= low:
             break
-        if _runs_with(model, middle, num_inputs):
+        if _attempt(model, middle, num_inputs) == "runs":
             high = middle
         else:
             low = middle
