@@ -1,5 +1,5 @@
 """Stopping a run: the real CLI in a child process, signalled in the middle of `convert digits-cnn`. SIGTERM and
-SIGINT remove every staging folder, stop the child processes (Chromium and its helpers, the TFLM child) and exit
+SIGINT remove every staging folder, stop the child processes (Chromium and its helpers, the TFLM child, Node) and exit
 143 / 130; after a SIGKILL, which nothing can catch, the next run removes the staging folder the dead process left
 (found by the pid recorded in it) and says so."""
 
@@ -122,9 +122,12 @@ def _with_child(proc, out, word):
 def runs(tmp_path_factory):
     """Three runs started together (they overlap, which keeps the wall time down); a watcher signals each at its moment."""
     root = tmp_path_factory.mktemp("signals")
+    node_profile = root / "browser-node.toml"  # the browser target checked in Node (no built-in target uses Node)
+    node_profile.write_text('extends = "browser"\nruntime = "tfjs-node"\n')
     plans = {  # run: (targets, signal, until what is running)
         "sigterm": (("all",), signal.SIGTERM, "chrom"),  # all targets: the browser comes first, so Chromium runs
         "sigint": (("all",), signal.SIGINT, "tflm_child"),  # the microcontroller's TFLM child
+        "sigterm-node": ((str(node_profile),), signal.SIGTERM, "run_node.mjs"),  # TF.js in Node
         "sigkill": (("all",), signal.SIGKILL, None),
     }
     watchers = {}
@@ -158,7 +161,8 @@ def test_after_sigkill_the_next_run_removes_the_stale_staging_folder(runs):
     assert not (out / "digits-cnn" / "phone" / ".edgezoo-owner").exists()
 
 
-@pytest.mark.parametrize("run, exit_code, child", [("sigterm", 143, "chrom"), ("sigint", 130, "tflm_child")])
+@pytest.mark.parametrize("run, exit_code, child", [("sigterm", 143, "chrom"), ("sigint", 130, "tflm_child"),
+                                                   ("sigterm-node", 143, "run_node.mjs")])
 def test_signal_removes_staging_and_stops_children(runs, run, exit_code, child):
     watcher, out = runs[run]
     returncode, stderr = watcher.result()
