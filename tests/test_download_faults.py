@@ -114,3 +114,27 @@ def test_a_cached_copy_damaged_after_download_is_caught_by_its_recorded_hash(loo
     assert loopback.requests == ["/unhashed.bin", "/unhashed.bin"]  # fetched again
     fetch_file(remote, DownloadSettings(cache=tmp_path))
     assert len(loopback.requests) == 2  # intact now: used as it is
+
+
+def test_an_extracted_module_changed_after_extraction_is_fetched_again(loopback, tmp_path):
+    import io
+    import tarfile
+
+    from edgezoo.zoo.cache import hub_module_dir
+    from edgezoo.zoo.download import fetch_archive
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in {"saved_model.pb": b"graph", "variables/variables.index": b"index"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    url = loopback.serve("modules/m/1.tar.gz", buffer.getvalue())
+    module_dir = hub_module_dir(tmp_path, url)
+    settings = DownloadSettings(cache=tmp_path)
+    fetch_archive(Remote.for_url(url), module_dir, settings, "m")
+    fetch_archive(Remote.for_url(url), module_dir, settings, "m")
+    assert len(loopback.requests) == 1  # intact: used as extracted
+    (module_dir / "variables" / "variables.index").write_bytes(b"tampered")
+    fetch_archive(Remote.for_url(url), module_dir, settings, "m")
+    assert len(loopback.requests) == 2 and (module_dir / "variables" / "variables.index").read_bytes() == b"index"

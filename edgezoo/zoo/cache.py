@@ -8,6 +8,7 @@ Chosen by, in order: `--cache-dir` (LoadOptions.cache_dir), the EDGEZOO_CACHE va
                                so TFHUB_CACHE_DIR=<cache>/hub shares it with tensorflow_hub
     .partial/                  downloads in progress (same file system, so the final rename is atomic)
     .recorded/<host>/<path>.sha256   the sha256 of each file as downloaded, checked whenever the file is used
+    .recorded/<host>/<path>.files.json   the sha256 of each file of an extracted hub module, checked on each use
     .locks/<host>/<path>.lock  held (flock) by the process fetching that file; the others wait for it
 
 A mirror (EDGEZOO_MIRROR: a base URL or a folder) holds the same `<host>/<path>` names as `files/`,
@@ -18,6 +19,7 @@ makes a mirror.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import posixpath
 from pathlib import Path
@@ -91,6 +93,38 @@ def record_sha256(root: Path, relative_path: str, sha256: str) -> None:
     temporary = path.with_name(path.name + f".{os.getpid()}")
     temporary.write_text(sha256 + "\n")
     temporary.replace(path)
+
+
+def _manifest(folder: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file in a folder."""
+    found = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        found[path.relative_to(folder).as_posix()] = digest.hexdigest()
+    return found
+
+
+def record_manifest(root: Path, relative_path: str, folder: Path) -> None:
+    """The sha256 of each file of an extracted module, as extracted."""
+    path = _sidecar(root, ".recorded", relative_path, ".files.json")
+    temporary = path.with_name(path.name + f".{os.getpid()}")
+    temporary.write_text(json.dumps(_manifest(folder), indent=0))
+    temporary.replace(path)
+
+
+def manifest_matches(root: Path, relative_path: str, folder: Path) -> bool:
+    """Whether an extracted module still holds exactly the files it was extracted with (a module from before records
+    existed is recorded as it is now)."""
+    path = root / ".recorded" / (relative_path + ".files.json")
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        record_manifest(root, relative_path, folder)
+        return True
+    return recorded == _manifest(folder)
 
 
 def lock_path(root: Path, relative_path: str) -> Path:

@@ -170,12 +170,13 @@ def _download_lock(settings: DownloadSettings, relative_path: str):
 
 
 def fetch_archive(remote: Remote, module_dir: Path, settings: DownloadSettings, what: str) -> Path:
-    """A .tar.gz fetched like a file, checked, then extracted (safely) into `module_dir`, atomically."""
-    if module_dir.is_dir() and any(module_dir.iterdir()):
-        return module_dir
+    """A .tar.gz fetched like a file, checked, then extracted (safely) into `module_dir`, atomically. The extracted
+    files' sha256 are recorded, and checked on every use: a module changed since it was extracted is fetched again."""
     with _download_lock(settings, remote.relative_path):
         if module_dir.is_dir() and any(module_dir.iterdir()):
-            return module_dir  # another process fetched it while this one waited
+            if cache.manifest_matches(settings.cache, remote.relative_path, module_dir):
+                return module_dir  # intact (or fetched by another process while this one waited)
+            shutil.rmtree(module_dir)  # changed since it was extracted: fetch it again
         return _fetch_archive(remote, module_dir, settings, what)
 
 
@@ -192,10 +193,9 @@ def _fetch_archive(remote: Remote, module_dir: Path, settings: DownloadSettings,
         staging = Path(tempfile.mkdtemp(prefix=module_dir.name + ".", dir=cache.partial_dir(settings.cache)))
         try:
             safe_extract_tar(archive, staging, what=f"the archive of {what}")
-            if module_dir.is_dir() and any(module_dir.iterdir()):
-                return module_dir  # another process finished the same module first
             if module_dir.exists():
                 shutil.rmtree(module_dir)  # an empty leftover folder
+            cache.record_manifest(settings.cache, remote.relative_path, staging)
             os.replace(staging, module_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
