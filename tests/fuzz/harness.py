@@ -5,6 +5,8 @@ Anything else is a failure: another exception, an EdgezooError with another exit
 case's timeout (a hang), or a file written or changed outside the output folder. Failures are collected, not
 raised at once, so that one run counts every failing case; the test fails at its end, listing them.
 
+The timeout is an alarm (SIGALRM) that interrupts Python code; a hang inside native code shows when it returns.
+
 Profiles (EDGEZOO_FUZZ_PROFILE): `suite` (the default; a few hundred examples per parser, tens for the parsers
 that reach TensorFlow's runtimes) and `fuzz` (`make fuzz`: 10,000 per parser). Both are derandomized: the same
 code generates the same cases, so a CI failure reproduces.
