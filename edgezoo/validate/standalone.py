@@ -145,27 +145,27 @@ def _inspect_onnx(path: Path) -> ArtifactInfo:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError and onnx' own errors
         raise CorruptModelError(f"{path} is not an ONNX model: {exc}") from exc
-    graph = proto.graph
-    initializers = {t.name for t in graph.initializer}
-    dims = lambda value: tuple(d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim)  # noqa: E731
-    ops = tuple(sorted({node.op_type for node in graph.node}))
-    integer_ops = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}
-    if set(ops) & integer_ops:
-        quantization = Quantization.DYNAMIC_INT8
-    elif set(ops) & {"QuantizeLinear", "QLinearConv", "QLinearMatMul"}:
-        quantization = Quantization.INT8
-    elif any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer):
-        quantization = Quantization.FLOAT16
-    else:
-        quantization = Quantization.FLOAT32
-    return ArtifactInfo(
-        main=path,
-        files=(path,),
-        inputs={value.name: dims(value) for value in graph.input if value.name not in initializers},
-        outputs={value.name: dims(value) for value in graph.output},
-        ops=ops,
-        quantization=quantization,
-    )
+    try:  # a damaged file can hold names that are not UTF-8 (protobuf hands them over as bytes)
+        graph = proto.graph
+        initializers = {t.name for t in graph.initializer}
+        dims = lambda value: tuple(d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim)  # noqa: E731
+        ops = tuple(sorted({node.op_type for node in graph.node}))
+        integer_ops = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}
+        if set(ops) & integer_ops:
+            quantization = Quantization.DYNAMIC_INT8
+        elif set(ops) & {"QuantizeLinear", "QLinearConv", "QLinearMatMul"}:
+            quantization = Quantization.INT8
+        elif any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer):
+            quantization = Quantization.FLOAT16
+        else:
+            quantization = Quantization.FLOAT32
+        inputs = {value.name: dims(value) for value in graph.input if value.name not in initializers}
+        outputs = {value.name: dims(value) for value in graph.output}
+        if not all(isinstance(name, str) for name in (*ops, *inputs, *outputs)):
+            raise ValueError("op or tensor names that are not UTF-8 text")
+        return ArtifactInfo(main=path, files=(path,), inputs=inputs, outputs=outputs, ops=ops, quantization=quantization)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CorruptModelError(f"{path} is a damaged ONNX model: {type(exc).__name__}: {exc}") from exc
 
 
 def _inspect_tfjs(path: Path) -> ArtifactInfo:
