@@ -80,7 +80,11 @@ def edited_builtins(draw):
             table[key] = draw(values)
         else:
             mode = draw(st.sampled_from(QUANTIZATIONS))
-            table.setdefault("tolerances", {}).setdefault(mode, {})[draw(st.sampled_from(list(TOLERANCE_RANGES)))] = draw(scalars)
+            if not isinstance(table.get("tolerances"), dict):  # an earlier edit may have replaced the table
+                table["tolerances"] = {}
+            if not isinstance(table["tolerances"].get(mode), dict):
+                table["tolerances"][mode] = {}
+            table["tolerances"][mode][draw(st.sampled_from(list(TOLERANCE_RANGES)))] = draw(scalars)
     return table
 
 
