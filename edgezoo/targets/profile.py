@@ -185,7 +185,7 @@ def _parent_path(value: object, child: Path) -> Path:
     builtins = builtin_profiles()
     if value in builtins:
         return builtins[value]
-    candidate = (child.parent / value).expanduser()
+    candidate = user_path(child.parent / value)
     if candidate.suffix == ".toml" or "/" in value:
         if not candidate.exists():
             raise TargetProfileError(f"{child}: 'extends' names {value}, but {candidate} does not exist.")

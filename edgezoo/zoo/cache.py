@@ -9,7 +9,7 @@ Chosen by, in order: `--cache-dir` (LoadOptions.cache_dir), the EDGEZOO_CACHE va
     .partial/                  downloads in progress (same file system, so the final rename is atomic)
     .recorded/<host>/<path>.sha256   the sha256 of each file as downloaded, checked whenever the file is used
     .recorded/<host>/<path>.files.json   the sha256 of each file of an extracted hub module, checked on each use
-    .locks/<host>/<path>.lock  held (flock) by the process fetching that file; the others wait for it
+    .locks/<sha1 of host/path>.lock   held (flock) by the process fetching that file; the others wait for it
 
 A mirror (EDGEZOO_MIRROR: a base URL or a folder) holds the same `<host>/<path>` names as `files/`,
 and hub modules as `<host>/<path>.tar.gz`: copying a cache's `files/` folder onto a web server
@@ -29,6 +29,7 @@ from edgezoo.errors import UsageError
 from edgezoo.paths import user_path
 
 CACHE_ENV = "EDGEZOO_CACHE"
+MAX_SEGMENT_BYTES = 200  # of a URL's host or path part: a file name in the cache, with room for the sidecars' suffixes
 MIRROR_ENV = "EDGEZOO_MIRROR"
 OFFLINE_ENV = "EDGEZOO_OFFLINE"
 
@@ -61,6 +62,8 @@ def url_relative_path(url: str) -> str:
     segments = [s for s in parts.path.split("/") if s]
     if any(s in (".", "..") for s in segments):
         raise UsageError(f"the URL '{url}' has '.' or '..' in its path; give the plain URL of the file.")
+    if any(len(s.encode("utf8", "replace")) > MAX_SEGMENT_BYTES for s in [parts.netloc, *segments]):
+        raise UsageError(f"the URL '{url[:80]}...' has a part longer than {MAX_SEGMENT_BYTES} bytes, too long for a file name in the cache.")
     return posixpath.join(parts.netloc.lower(), *segments)
 
 
@@ -129,7 +132,9 @@ def manifest_matches(root: Path, relative_path: str, folder: Path) -> bool:
 
 def lock_path(root: Path, relative_path: str) -> Path:
     """The lock file that lets one process at a time fetch a cached file (zoo/download.py)."""
-    return _sidecar(root, ".locks", relative_path, ".lock")
+    folder = root / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / (hashlib.sha1(relative_path.encode("utf8", "replace")).hexdigest() + ".lock")
 
 
 def partial_dir(root: Path) -> Path:

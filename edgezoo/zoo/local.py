@@ -68,8 +68,15 @@ def _matches(source: str) -> bool:
         "/" in source
         or source.startswith(".")
         or source.endswith(MODEL_SUFFIXES + ARTIFACT_SUFFIXES + (".json",))
-        or Path(source).exists()
+        or _exists(source)
     )
+
+
+def _exists(source: str) -> bool:
+    try:
+        return Path(source).exists()
+    except OSError:  # a name too long to exist, say
+        return False
 
 
 @register_source("local", _matches, describe="local paths (SavedModel folder, .keras, .h5)")

@@ -129,7 +129,7 @@ def test_profile_extends_chains(tmp_path):
     tally = Tally.named("profile extends chains")
     targets = st.one_of(st.integers(0, 4).map(lambda i: f"p{i}.toml"), st.sampled_from(
         ["phone", "microcontroller", "nothing", "missing.toml", "sub/../p0.toml", "../p1.toml", "./p2.toml", "/", "", "p3",
-         "~/p0.toml", "~nobody-edgezoo/p.toml", "/proc/self/environ.toml"]))
+         "~/p0.toml", "~nobody-edgezoo/p.toml", "/proc/self/environ.toml", "z" * 300 + ".toml"]))
     chains = st.lists(st.fixed_dictionaries({"extends": targets}, optional={"body": tables}), min_size=1, max_size=5)
 
     @given(chains)
@@ -153,7 +153,7 @@ def test_profile_names(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     tally = Tally.named("profile names and paths")
 
-    @given(st.text(max_size=40) | st.sampled_from(["phone", "phone.toml", "~", "~nobody-edgezoo/x.toml", "/", "..", "a/b"]))
+    @given(st.text(max_size=40) | st.sampled_from(["phone", "phone.toml", "~", "~nobody-edgezoo/x.toml", "/", "..", "a/b", "z" * 300 + ".toml"]))
     @examples(200)
     def case(name):
         tally.run(lambda: resolve_profile(name), name, sandbox=tmp_path)

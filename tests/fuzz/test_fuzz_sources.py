@@ -27,11 +27,11 @@ keras_sources = st.tuples(st.sampled_from(sorted(catalog())) | st.text(max_size=
 HANDLES = ["https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/classification/5", "http://[::1", "http://", "https://x/../y",
            "https://h/a.tar.gz", "google/mobilenet-v2/tensorFlow2/100-224-classification/2", "a/b/c/d/e", "file:///etc/passwd",
            "ftp://example.invalid/m", "https://example.invalid:99999/m", "https://exa mple.invalid/m", "//host/path",
-           "module.tar.gz", "folder", "archive.tar.gz", "garbage.tgz", "~nobody-edgezoo/m", ""]
+           "module.tar.gz", "folder", "archive.tar.gz", "garbage.tgz", "~nobody-edgezoo/m", "", "a" * 300, "https://h/" + "a" * 300]
 hub_sources = st.tuples(st.sampled_from(HANDLES) | st.text(max_size=30), query).map(lambda p: "hub:" + p[0] + p[1])
 PATHS = ["model.h5", "model.keras", "saved", "empty", "artifact.tflite", "m.onnx", "model.json", "missing.h5", "./", "/", "..",
          "/dev/null", "~", "~nobody-edgezoo/x.keras", "a\x00b.h5", str(bundled_models()["digits-cnn"] / "saved_model"), "digits-cnn",
-         "bundled:nothing", "bundled:", "hub:", "keras:"]
+         "bundled:nothing", "bundled:", "hub:", "keras:", "n" * 300 + ".h5", "d/" + "n" * 256]
 sources = st.one_of(keras_sources, hub_sources, st.sampled_from(PATHS), st.text(max_size=40))
 
 
