@@ -16,7 +16,7 @@ def user_path(text: str | os.PathLike) -> Path:
     allows (longer than NAME_MAX bytes), are usage errors (exit 2), not pathlib's RuntimeError or OSError."""
     try:
         path = Path(text).expanduser()
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:  # ValueError: a NUL byte in `~name` (the user database is asked for it)
         raise UsageError(f"cannot expand the path '{text}': {exc} Give the path in full.") from None
     for part in path.parts:
         try:
