@@ -17,7 +17,7 @@ def user_path(text: str | os.PathLike) -> Path:
     try:
         path = Path(text).expanduser()
     except (RuntimeError, ValueError) as exc:  # ValueError: a NUL byte in `~name` (the user database is asked for it)
-        raise UsageError(f"cannot expand the path '{text}': {exc} Give the path in full.") from None
+        raise UsageError(f"cannot expand the path '{text}': {str(exc).rstrip('.')}. Give the path in full.") from None
     for part in path.parts:
         try:
             too_long = len(os.fsencode(part)) > NAME_MAX
