@@ -12,7 +12,7 @@ DEVICE_STAMP := $(DEVICE_VENV)/.ready
 MEDIAPIPE_VENV := .venv-mediapipe
 MEDIAPIPE_STAMP := $(MEDIAPIPE_VENV)/.ready
 
-.PHONY: demo test bench install clean
+.PHONY: demo test fuzz bench install clean
 
 install: $(STAMP) $(JS_STAMP) $(CHROMIUM) $(DEVICE_STAMP) $(MEDIAPIPE_STAMP)
 
@@ -53,6 +53,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# The parsers' fuzzers at 10,000 cases each (tens of minutes); prints each parser's count of cases and failures.
+fuzz: install
+	EDGEZOO_FUZZ_PROFILE=fuzz $(PY) -m pytest tests/fuzz -q -p no:cacheprovider
 
 # Figures for the README: edgezoo against the usual way, side by side in one run (about 20 minutes).
 bench: install

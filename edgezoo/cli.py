@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import signal
 import sys
 import threading
 import time
@@ -85,7 +86,12 @@ def _zoo_access(parser: argparse.ArgumentParser, trust: bool = True) -> None:
     parser.add_argument("--cache-dir", metavar="DIR", help="the cache folder for weights and hub modules (default: $EDGEZOO_CACHE or ~/.cache/edgezoo)")
     parser.add_argument("--mirror", metavar="URL_OR_DIR", help="fetch weights and hub modules from this server or folder instead of their origin (default: $EDGEZOO_MIRROR)")
     if trust:
-        parser.add_argument("--trust-model", action="store_true", help="allow models that run their own code on load (Lambda layers, custom objects, file-system ops)")
+        parser.add_argument("--trust-model", action="store_true",
+                            help="run a model's own code: allow Lambda layers and custom objects in .keras/.h5 files (their Python "
+                            "code is imported and run), and SavedModel graphs with file system ops (ReadFile, WriteFile...), "
+                            "Python ops (PyFunc, EagerPyFunc) or ops of a custom op library. It never opens archives whose "
+                            "members leave their folder or pass the size limits, never loads a pickle, and never reads a "
+                            "weight file outside the model's folder (docs/security.md)")
 
 
 def _load_options(args, console: Console):
@@ -468,6 +474,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised where the main thread is, so that every `with` and `finally` on the way out runs:
+    staging folders are removed, subprocess.run kills its child (TFLM, Node)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):
+    for other in STOP_SIGNALS:  # a second signal must not cut the clean-up short (SIGKILL still can)
+        signal.signal(other, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """After the unwinding: stop what is left below this process (the browser and its helpers), say so, 128 + signal."""
+    from edgezoo import _processes
+
+    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    from edgezoo.validate.runners import tfjs_browser
+
+    tfjs_browser.forget_shared_session()  # its driver is stopped below; closing it at exit would wait for a dead process
+    _processes.stop_descendants()
+    print(f"edgezoo: interrupted by {signal.Signals(signum).name}; child processes stopped and staging folders removed, "
+          "no partial output was kept.", file=sys.stderr)
+    return 128 + signum
+
+
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from edgezoo import _tf
@@ -475,6 +515,9 @@ def run(argv: list[str] | None = None) -> int:
     _tf.set_verbose(args.verbose)
     _tf.configure_environment()
     console = Console(json_mode=args.json, verbose=args.verbose)
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _on_signal)
     try:
         return args.handler(args, console)
     except EdgezooError as exc:
@@ -484,9 +527,8 @@ def run(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"edgezoo: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("edgezoo: interrupted; no partial output was kept.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except Exception as exc:  # a bug or an unwrapped third-party failure: say so, keep the code distinct
         if args.verbose:
             raise

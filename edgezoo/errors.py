@@ -61,6 +61,10 @@ class ConversionError(EdgezooError):
     exit_code = 4
 
 
+class DiskFullError(ConversionError):
+    """A write failed for want of room: no space left on the device, a quota, or a file-size limit (RLIMIT_FSIZE)."""
+
+
 class RuntimeFailure(ConversionError):
     """A runtime could not load or run an artifact."""
 

@@ -1,18 +1,28 @@
 """Output folders written atomically: each target is built in a hidden sibling folder and renamed
 into place, so an interrupted or failed run leaves nothing half-written, and existing output is
 replaced only when asked (--force).
+
+Each staging folder holds OWNER_FILE, the pid (and start time and host) of the process that made it. A
+process killed outright (SIGKILL, a power cut) cannot remove its staging folder; the next run in the same
+model folder finds it, sees that its owner is gone, removes it and says so. The `.old-PID` copy that
+`publish` keeps for a moment while it swaps a replaced folder is put back if its owner died mid-swap.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
+from edgezoo import _processes
 from edgezoo.errors import OutputExistsError, OutputNotWritableError
+
+OWNER_FILE = ".edgezoo-owner"  # in each staging folder: the process that is writing it
+_STAGING = re.compile(r"^\.(?P<name>.+)\.(?:partial-.+|old-(?P<pid>\d+))$")
 
 
 def safe_name(name: str) -> str:
@@ -38,8 +48,10 @@ class OutputTree:
     def final_dir(self, target: str) -> Path:
         return self.model_dir / safe_name(target)
 
-    def check(self, targets: list[str]) -> None:
-        """Fail before any work if an output is already there or the folder cannot be written."""
+    def check(self, targets: list[str]) -> list[str]:
+        """Fail before any work if an output is already there or the folder cannot be written. Removes staging folders
+        that dead processes left (remove_stale) and returns what it says about them, for the caller to show."""
+        notes = self.remove_stale()
         for target in targets:
             final = self.final_dir(target)
             if final.exists() and not self.force:
@@ -56,6 +68,34 @@ class OutputTree:
             raise OutputNotWritableError(
                 f"cannot write to the output folder {self.root}: {exc.strerror or exc}. Choose a writable --out folder."
             ) from exc
+        return notes
+
+    def remove_stale(self) -> list[str]:
+        """Staging folders in model_dir whose owning process is gone: removed (or, for a replaced folder, put back)."""
+        notes = []
+        for folder in sorted(self.model_dir.glob(".*")) if self.model_dir.is_dir() else []:
+            match = _STAGING.match(folder.name)
+            if not match or not folder.is_dir():
+                continue
+            if match["pid"] is not None:  # publish's copy of a folder being replaced: its pid is in its name
+                owner = {"pid": int(match["pid"]), "start_time": None, "host": _processes.identity()["host"]}
+            else:
+                try:
+                    owner = json.loads((folder / OWNER_FILE).read_text())
+                except (OSError, ValueError):
+                    continue  # no owner recorded: not ours to judge
+                if not isinstance(owner, dict):
+                    continue
+            if _processes.is_alive(owner) is not False:
+                continue  # still running, or on another host
+            final = self.model_dir / match["name"]
+            if match["pid"] is not None and not final.exists():
+                folder.rename(final)
+                notes.append(f"put back {final}, which process {owner['pid']} was replacing when it stopped")
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+                notes.append(f"removed {folder}, a staging folder left by process {owner['pid']}, which is no longer running")
+        return notes
 
     @contextlib.contextmanager
     def staging(self, target: str):
@@ -63,6 +103,7 @@ class OutputTree:
         staging = Path(tempfile.mkdtemp(prefix=f".{safe_name(target)}.partial-", dir=self.model_dir))
         staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the published folder should be like any other the user makes
         try:
+            (staging / OWNER_FILE).write_text(json.dumps(_processes.identity()))
             yield staging
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -77,7 +118,13 @@ class OutputTree:
                 raise OutputExistsError(f"output folder {final} appeared during the run; pass --force to replace it.")
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             final.rename(old)
-        staging.rename(final)
+        try:
+            (staging / OWNER_FILE).unlink(missing_ok=True)
+            staging.rename(final)
+        except BaseException:  # an interrupt between the two renames: the user's earlier output goes back in place
+            if old is not None and not final.exists():
+                old.rename(final)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         self._created.clear()  # something landed: the folders are now the user's output

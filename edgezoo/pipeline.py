@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Callable, ContextManager
 from edgezoo import _tf, calibration as calibration_data
 from edgezoo.converter import converter_for
 from edgezoo.converter.base import Artifact, ConversionRequest, QuantizationRequest
-from edgezoo.errors import ConversionError, EdgezooError
+from edgezoo.errors import ConversionError, DiskFullError, EdgezooError
 from edgezoo.metadata import embed as embed_metadata, read as read_metadata
 from edgezoo.options import ConvertOptions
 from edgezoo.output import OutputTree
@@ -139,7 +140,8 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
         model = load(source, options.load_options(feedback.progress)) if isinstance(source, str) else source
     shapes = static_shape.shapes_for_data(model, profiles, options.input_shapes)  # a bad --input-shape fails before slow work
     tree = OutputTree(options.out_dir, model.name, options.force)
-    tree.check([p.name for p in profiles])
+    for note in tree.check([p.name for p in profiles]):
+        feedback.warn(note)
     try:
         data = prepare_data(model, options, shapes)
         for message in data.warnings:
@@ -154,7 +156,10 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
         with feedback.step(f"running the original on {data.num_heldout} held-out inputs"):
             reference = run_reference(model, data.heldout)
         results = tuple(_try_target(model, profile, options, data, reference, tree, feedback, pruning) for profile in profiles)
-        _write_run_summary(model, results, tree, data)
+        try:
+            _write_run_summary(model, results, tree, data)
+        except OSError as exc:
+            raise disk_full(exc, "the run summary", tree.model_dir) or exc
     finally:
         tree.discard_empty()
     if len(results) == 1 and results[0].failure is not None:
@@ -167,16 +172,37 @@ def _try_target(model, profile: TargetProfile, options, data, reference, tree: O
     try:
         return _convert_target(model, profile, options, data, reference, tree, feedback, pruning)
     except EdgezooError as exc:
-        error = exc
+        error = disk_full(exc, f"target '{profile.name}'", tree.model_dir) or exc
     except Exception as exc:  # an unwrapped third-party failure or a bug: this target failed, the others go on
-        if _tf.is_verbose():
-            traceback.print_exc()
-        error = ConversionError(f"target '{profile.name}' failed unexpectedly: {type(exc).__name__}: {exc}. "
-                                "Re-run with --verbose for the traceback.")
-        error.__cause__ = exc
+        error = disk_full(exc, f"target '{profile.name}'", tree.model_dir)
+        if error is None:
+            if _tf.is_verbose():
+                traceback.print_exc()
+            error = ConversionError(f"target '{profile.name}' failed unexpectedly: {type(exc).__name__}: {exc}. "
+                                    "Re-run with --verbose for the traceback.")
+            error.__cause__ = exc
     failure = TargetFailure(error, (options.quantize or profile.quantization).value)
     feedback.warn(f"{profile.name}: {failure.status} (exit {failure.exit_code}): {failure.message}")
     return TargetResult(profile.name, None, None, None, None, failure, profile)
+
+
+# errno values that mean "no room to write": the disk, a quota, or the process' file-size limit.
+NO_ROOM = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+           errno.EFBIG: "more than this process may write to one file: a file-size limit, RLIMIT_FSIZE"}
+
+
+def disk_full(exc: BaseException, what: str, folder: Path) -> DiskFullError | None:
+    """A DiskFullError when a write ran out of room anywhere in the exception's chain (converters wrap OSError), else None."""
+    seen = exc
+    while seen is not None and not (isinstance(seen, OSError) and seen.errno in NO_ROOM):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    where = f" ({seen.filename})" if seen.filename else ""
+    error = DiskFullError(f"{what}: a write failed{where}: {seen.strerror or 'no room'} ({NO_ROOM[seen.errno]}). Nothing was published for it and existing output "
+                          f"was left as it was. Free space where {folder} is, or choose another --out.")
+    error.__cause__ = exc
+    return error
 
 
 def conversion_request(profile: TargetProfile, quantization, data) -> ConversionRequest:

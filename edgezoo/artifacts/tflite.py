@@ -4,12 +4,14 @@ the quantisation the tensors show, and the TFLite metadata with its labels."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 
 from edgezoo.artifacts import ArtifactInfo, TensorInfo
 from edgezoo.converter.base import Quantization
+from edgezoo.errors import CorruptModelError
 
 FORMAT = "tflite"
 TARGET = "phone"
@@ -27,12 +29,15 @@ def read(path: Path) -> ArtifactInfo:
 
     data = path.read_bytes()
     summary = read_flatbuffer(data)  # CorruptModelError when it is not a .tflite flatbuffer
-    subgraph = _schema().Model.GetRootAs(data, 0).Subgraphs(0)
-    input_indices = list(subgraph.InputsAsNumpy()) if subgraph.InputsLength() else []
-    output_indices = list(subgraph.OutputsAsNumpy()) if subgraph.OutputsLength() else []
-    inputs = tuple(_tensor(io.name, subgraph.Tensors(int(input_indices[io.position]))) for io in summary.inputs)
-    outputs = tuple(_tensor(io.name, subgraph.Tensors(int(output_indices[io.position]))) for io in summary.outputs)
-    tensors = [_tensor("", subgraph.Tensors(i)) for i in range(subgraph.TensorsLength())]
+    try:  # offsets inside a damaged flatbuffer point anywhere: the flatbuffers package answers with these
+        subgraph = _schema().Model.GetRootAs(data, 0).Subgraphs(0)
+        input_indices = list(subgraph.InputsAsNumpy()) if subgraph.InputsLength() else []
+        output_indices = list(subgraph.OutputsAsNumpy()) if subgraph.OutputsLength() else []
+        inputs = tuple(_tensor(io.name, subgraph.Tensors(int(input_indices[io.position]))) for io in summary.inputs)
+        outputs = tuple(_tensor(io.name, subgraph.Tensors(int(output_indices[io.position]))) for io in summary.outputs)
+        tensors = [_tensor("", subgraph.Tensors(i)) for i in range(subgraph.TensorsLength())]
+    except (ValueError, TypeError, IndexError, AttributeError, UnicodeDecodeError, struct.error) as exc:
+        raise CorruptModelError(f"{path} is a damaged .tflite flatbuffer: {type(exc).__name__}: {exc}") from exc
     ops = summary.op_names
     return ArtifactInfo(
         format=FORMAT,

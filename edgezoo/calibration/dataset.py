@@ -15,6 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from edgezoo.errors import CalibrationDataError, UsageError
+from edgezoo.paths import user_path
 
 # A value range has settled when its min and max moved by at most this share of the range over the last tenth of the samples.
 SETTLED_SHARE = 0.01
@@ -244,16 +245,9 @@ def build_set(arrays, model, where: str, settings: CalibrationSettings, *, detai
 
 
 def _read_numpy(path: Path, model, settings: CalibrationSettings) -> CalibrationSet:
-    import zipfile
+    from edgezoo.calibration.numpy_files import read_arrays
 
-    try:
-        if path.suffix == ".npy":
-            arrays = {path.stem: np.load(path, allow_pickle=False)}
-        else:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise CalibrationDataError(f"cannot read calibration file '{path}': {exc}. Check that it is a valid NumPy file.") from exc
+    arrays = read_arrays(path)  # headers checked before NumPy allocates; pickles refused
     if not arrays:
         raise CalibrationDataError(f"calibration file '{path}' holds no arrays.")
     return build_set(arrays, model, f"calibration file '{path}'", settings, details={"reader": "numpy", "path": str(path)})
@@ -294,7 +288,7 @@ def load_calibration(source, model, settings: CalibrationSettings | None = None)
     if isinstance(source, CalibrationSet):
         return source
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source).expanduser()
+        path = user_path(source)
         if not path.exists():
             raise CalibrationDataError(
                 f"calibration data '{path}' does not exist. Give a folder of images, or a .npy, .npz or .tfrecord file."

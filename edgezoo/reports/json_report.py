@@ -146,5 +146,9 @@ def write_json(path: Path, data: dict) -> None:
 
 def write_text(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a full disk or an interrupt: no half-written file stays behind
+        raise

@@ -20,6 +20,7 @@ from pathlib import Path
 from edgezoo.converter import options_class
 from edgezoo.converter.base import FormatOptions, Quantization, QuantizationRequest
 from edgezoo.errors import TargetProfileError, UsageError
+from edgezoo.paths import user_path
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -184,7 +185,7 @@ def _parent_path(value: object, child: Path) -> Path:
     builtins = builtin_profiles()
     if value in builtins:
         return builtins[value]
-    candidate = (child.parent / value).expanduser()
+    candidate = user_path(child.parent / value)
     if candidate.suffix == ".toml" or "/" in value:
         if not candidate.exists():
             raise TargetProfileError(f"{child}: 'extends' names {value}, but {candidate} does not exist.")
@@ -371,7 +372,7 @@ def resolve_profile(name_or_path: str) -> TargetProfile:
     builtins = builtin_profiles()
     if name_or_path in builtins:
         return load_profile_file(builtins[name_or_path])
-    path = Path(name_or_path).expanduser()
+    path = user_path(name_or_path)
     if path.suffix == ".toml" or "/" in name_or_path:
         if not path.exists():
             raise TargetProfileError(f"target profile file '{name_or_path}' does not exist.")

@@ -93,6 +93,10 @@ def validate_artifact(source, artifact_path: str | Path, options: ValidateOption
     if profile.format != kind.format:
         raise UsageError(f"target '{profile.name}' takes {profile.format} models, but {path} is {kind.format}; pick a {kind.format} target.")
     info = kind.inspect(path)
+    if kind.format == "tflite":  # LiteRT runs it below: open it in a child first, a damaged flatbuffer can crash the process
+        from edgezoo.validate.runners.litert_probe import probe
+
+        probe(path)
     quantization = options.quantize or info.quantization
     tolerance = profile.tolerance_for(quantization)
     convert_options = options.convert_options(profile.name)
@@ -102,7 +106,8 @@ def validate_artifact(source, artifact_path: str | Path, options: ValidateOption
     outputs = matching.plan_outputs({s.name: s.shape for s in model.outputs}, info.outputs, options.output_map)
     label = f"validate-{profile.name}"
     tree = OutputTree(convert_options.out_dir, model.name, options.force)
-    tree.check([label])
+    for note in tree.check([label]):
+        feedback.warn(note)
     try:
         data = prepare_data(model, convert_options)
         for message in data.warnings:

@@ -4,23 +4,32 @@ A download streams into `<cache>/.partial/` while its sha256 and md5 are compute
 truncation and against the publisher's hash, and only then is renamed into place: an interrupted,
 truncated or tampered download leaves nothing in the cache. `offline` never opens a connection
 (a folder mirror is still read) and says which file to place where.
+
+Faults: a server that sends nothing for DOWNLOAD_TIMEOUT seconds (edgezoo/limits.py) is given up on; two
+processes that want the same file take turns through a lock file in `<cache>/.locks/` (the second waits up
+to LOCK_TIMEOUT, then finds the file cached); the sha256 of every download is recorded in `<cache>/.recorded/`
+and checked whenever the cached copy is used, so a copy damaged later is fetched again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import http.client
 import os
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from edgezoo import limits
 from edgezoo.errors import ChecksumError, DownloadError
+from edgezoo.paths import user_path
 from edgezoo.zoo import cache
 from edgezoo.zoo.safety import safe_extract_tar
 
@@ -59,7 +68,8 @@ class DownloadSettings:
     offline: bool = False
     mirror: str | None = None  # a base URL (http, https) or a folder
     progress: ProgressFn | None = None
-    timeout: float = 60.0
+    timeout: float | None = None  # seconds without data before a download is given up; None: limits.DOWNLOAD_TIMEOUT
+    lock_timeout: float | None = None  # seconds to wait for another process fetching the same file; None: limits.LOCK_TIMEOUT
 
     @classmethod
     def from_options(cls, options) -> "DownloadSettings":
@@ -70,6 +80,14 @@ class DownloadSettings:
             mirror=cache.mirror_setting(options.mirror),
             progress=options.progress,
         )
+
+    @property
+    def stall_seconds(self) -> float:
+        return self.timeout if self.timeout is not None else limits.DOWNLOAD_TIMEOUT.value()
+
+    @property
+    def lock_seconds(self) -> float:
+        return self.lock_timeout if self.lock_timeout is not None else limits.LOCK_TIMEOUT.value()
 
     @property
     def mirror_is_folder(self) -> bool:
@@ -90,13 +108,30 @@ class CachedFile:
 
 
 def fetch_file(remote: Remote, settings: DownloadSettings) -> CachedFile:
-    """The cached copy of `remote`, downloaded first if missing (or if the cached copy fails its hash)."""
+    """The cached copy of `remote`, downloaded first if missing (or if the cached copy fails its hash, the publisher's
+    or the one recorded when it was downloaded). One process at a time per file: the others wait, then use it."""
     target = cache.file_path(settings.cache, remote.relative_path)
-    if target.is_file():
-        digests = _hash_file(target)
-        if _matches(remote, digests):
-            return _cached(target, remote, digests)
-        target.unlink()  # a stale or damaged copy: fetch it again
+    with _download_lock(settings, remote.relative_path):
+        found = _usable_copy(target, remote, settings)
+        if found is not None:
+            return found
+        return _fetch_file(remote, settings, target)
+
+
+def _usable_copy(target: Path, remote: Remote, settings: DownloadSettings) -> CachedFile | None:
+    if not target.is_file():
+        return None
+    digests = _hash_file(target)
+    recorded = cache.recorded_sha256(settings.cache, remote.relative_path)
+    if _matches(remote, digests) and recorded in (None, digests["sha256"]):
+        if recorded is None:
+            cache.record_sha256(settings.cache, remote.relative_path, digests["sha256"])  # a copy from before records existed
+        return _cached(target, remote, digests)
+    target.unlink()  # changed since it was downloaded, or stale: fetch it again
+    return None
+
+
+def _fetch_file(remote: Remote, settings: DownloadSettings, target: Path) -> CachedFile:
     if settings.offline and not settings.mirror_is_folder:
         raise DownloadError(
             f"offline, and {target.name} is not in the cache. Download {remote.origin} on a connected machine "
@@ -105,14 +140,47 @@ def fetch_file(remote: Remote, settings: DownloadSettings) -> CachedFile:
     target.parent.mkdir(parents=True, exist_ok=True)
     with _partial_file(settings.cache, target.name) as partial:
         digests = _download(remote, settings, partial)
+        cache.record_sha256(settings.cache, remote.relative_path, digests["sha256"])
         os.replace(partial, target)
     return _cached(target, remote, digests)
 
 
+@contextlib.contextmanager
+def _download_lock(settings: DownloadSettings, relative_path: str):
+    """An exclusive lock on one cached file across processes (flock: released by the kernel if the holder dies)."""
+    path = cache.lock_path(settings.cache, relative_path)
+    limit = settings.lock_seconds
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + limit
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise DownloadError(
+                        f"another edgezoo process has been fetching {relative_path} for more than {limit:g} s (it holds the lock "
+                        f"{path}); gave up waiting ({limits.LOCK_TIMEOUT.env}). Try again when it is done."
+                    ) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def fetch_archive(remote: Remote, module_dir: Path, settings: DownloadSettings, what: str) -> Path:
-    """A .tar.gz fetched like a file, checked, then extracted (safely) into `module_dir`, atomically."""
-    if module_dir.is_dir() and any(module_dir.iterdir()):
-        return module_dir
+    """A .tar.gz fetched like a file, checked, then extracted (safely) into `module_dir`, atomically. The extracted
+    files' sha256 are recorded, and checked on every use: a module changed since it was extracted is fetched again."""
+    with _download_lock(settings, remote.relative_path):
+        if module_dir.is_dir() and any(module_dir.iterdir()):
+            if cache.manifest_matches(settings.cache, remote.relative_path, module_dir):
+                return module_dir  # intact (or fetched by another process while this one waited)
+            shutil.rmtree(module_dir)  # changed since it was extracted: fetch it again
+        return _fetch_archive(remote, module_dir, settings, what)
+
+
+def _fetch_archive(remote: Remote, module_dir: Path, settings: DownloadSettings, what: str) -> Path:
     if settings.offline and not settings.mirror_is_folder:
         raise DownloadError(
             f"offline, and {what} is not in the cache. On a connected machine download {remote.origin}, extract the "
@@ -125,10 +193,9 @@ def fetch_archive(remote: Remote, module_dir: Path, settings: DownloadSettings, 
         staging = Path(tempfile.mkdtemp(prefix=module_dir.name + ".", dir=cache.partial_dir(settings.cache)))
         try:
             safe_extract_tar(archive, staging, what=f"the archive of {what}")
-            if module_dir.is_dir() and any(module_dir.iterdir()):
-                return module_dir  # another process finished the same module first
             if module_dir.exists():
                 shutil.rmtree(module_dir)  # an empty leftover folder
+            cache.record_manifest(settings.cache, remote.relative_path, staging)
             os.replace(staging, module_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -163,7 +230,12 @@ def _download(remote: Remote, settings: DownloadSettings, dest: Path) -> dict[st
                         digest.update(block)
                     received += len(block)
                     report(received)
-        except (http.client.IncompleteRead, OSError) as exc:
+        except TimeoutError as exc:
+            raise DownloadError(
+                f"the download of {where} stalled: no data for {settings.stall_seconds:g} s after {received:,} bytes (the stall "
+                f"timeout, {limits.DOWNLOAD_TIMEOUT.env}); nothing was kept. Try again, or use a mirror."
+            ) from exc
+        except (http.client.IncompleteRead, http.client.HTTPException, OSError) as exc:
             raise DownloadError(
                 f"the download of {where} broke off after {received:,} bytes"
                 f"{f' of {total:,}' if total else ''} ({exc}); nothing was kept. Try again."
@@ -187,7 +259,7 @@ def _location(remote: Remote, settings: DownloadSettings) -> str | Path:
     if settings.mirror is None:
         return remote.origin
     if settings.mirror_is_folder:
-        return Path(settings.mirror).expanduser() / remote.relative_path
+        return user_path(settings.mirror) / remote.relative_path
     return settings.mirror.rstrip("/") + "/" + urllib.request.pathname2url(remote.relative_path)
 
 
@@ -207,11 +279,18 @@ def _open(where: str | Path, remote: Remote, settings: DownloadSettings):
         raise DownloadError(f"offline: not opening {where}.")
     hint = f" The mirror should hold {remote.relative_path} (the file from {remote.origin})." if settings.mirror else ""
     try:
-        response = urllib.request.urlopen(urllib.request.Request(where, headers={"User-Agent": "edgezoo"}), timeout=settings.timeout)
+        response = urllib.request.urlopen(urllib.request.Request(where, headers={"User-Agent": "edgezoo"}), timeout=settings.stall_seconds)
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:  # urllib gives up after 10 redirects, or at once on a redirect back to a URL it saw
+            raise DownloadError(f"cannot download {where}: the server redirects in a loop (HTTP {exc.code}: {exc.reason}).{hint}") from exc
         raise DownloadError(f"cannot download {where}: HTTP {exc.code} {exc.reason}.{hint}") from exc
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):
+            raise DownloadError(
+                f"cannot download {where}: the server did not answer within {settings.stall_seconds:g} s (the stall timeout, "
+                f"{limits.DOWNLOAD_TIMEOUT.env}).{hint}"
+            ) from exc
         raise DownloadError(
             f"cannot reach {where}: {reason}.{hint} Behind a firewall, set EDGEZOO_MIRROR to your artifact server "
             "or a folder; without a network, use --offline with a filled cache."

@@ -21,6 +21,7 @@ from pathlib import Path
 from edgezoo import _tf
 from edgezoo._workspace import scratch_dir
 from edgezoo.errors import CorruptModelError, SourceNotFoundError, UsageError
+from edgezoo.paths import user_path
 from edgezoo.zoo import LoadOptions, cache, register_source
 from edgezoo.zoo.base import SIGNATURE_KEY, LoadedModel, Preprocessing, looks_like_classifier, read_signature, sha256_of_path
 from edgezoo.zoo.download import DownloadSettings, Remote, fetch_archive
@@ -89,12 +90,12 @@ def module_remote(url: str, sha256: str | None) -> Remote:
 
 def resolve_module(handle: str, sha256: str | None, settings: DownloadSettings) -> tuple[Path, dict]:
     """The local folder of a module (fetched into the cache if remote) and what is known of where it came from."""
-    local = Path(handle).expanduser()
-    if local.is_dir():
+    local = user_path(handle) if not handle.startswith(("http://", "https://")) else None  # a URL names no local file
+    if local is not None and local.is_dir():
         if not (local / "saved_model.pb").is_file():
             raise CorruptModelError(f"'{handle}' is a folder but not a TF Hub module (no saved_model.pb in it).")
         return local, {"handle": str(local)}
-    if local.is_file() and local.name.endswith(ARCHIVE_SUFFIXES):
+    if local is not None and local.is_file() and local.name.endswith(ARCHIVE_SUFFIXES):
         target = scratch_dir("hub-") / "module"
         safe_extract_tar(local, target, what=f"the module archive {local}")
         return _module_root(target, handle), {"handle": str(local), "archive_sha256": sha256_of_path(local)}

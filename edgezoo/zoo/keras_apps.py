@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from edgezoo.errors import SourceNotFoundError, UsageError
+from edgezoo.paths import user_path
 from edgezoo.zoo import LoadOptions, register_source
 from edgezoo.zoo.base import LoadedModel, Preprocessing, read_signature, sha256_of_path
 from edgezoo.zoo.download import DownloadSettings, Remote, fetch_file
@@ -149,7 +150,7 @@ class KerasRequest:
 
     def builder_kwargs(self) -> dict:
         kwargs = {k: v for k, v in self.options.items() if k not in _EDGEZOO_OPTIONS}
-        kwargs["weights"] = self.weights if self.weights in (None, "imagenet") else str(Path(self.weights).expanduser().resolve())
+        kwargs["weights"] = self.weights if self.weights in (None, "imagenet") else str(user_path(self.weights).resolve())
         kwargs["input_shape"] = self.input_shape
         return kwargs
 
@@ -165,7 +166,7 @@ def parse_source(source: str) -> KerasRequest:
         raise SourceNotFoundError(f"no Keras application named '{name}'.{hint}")
     options = parse_options(raw, OPTION_PARSERS, f"keras:{name}")
     weights = options.get("weights", "imagenet")
-    if weights.lower() not in ("imagenet", "none") and not Path(weights).expanduser().is_file():
+    if weights.lower() not in ("imagenet", "none") and not user_path(weights).is_file():
         raise UsageError(f"keras:{name}: weights must be imagenet, none, or a weights file; '{weights}' is none of them.")
     return KerasRequest(name, options)
 

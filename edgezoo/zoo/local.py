@@ -14,9 +14,10 @@ from pathlib import Path
 from edgezoo import _tf
 from edgezoo._workspace import scratch_dir
 from edgezoo.errors import CorruptModelError, SourceNotFoundError, UsageError
+from edgezoo.paths import user_path
 from edgezoo.zoo import LoadOptions, register_source
 from edgezoo.zoo.base import LoadedModel, looks_like_classifier, read_signature, sha256_of_path
-from edgezoo.zoo.safety import check_keras_config, check_saved_model
+from edgezoo.zoo.safety import check_keras_config, check_saved_model, check_zip_member_size
 
 MODEL_SUFFIXES = (".h5", ".keras")
 ARTIFACT_SUFFIXES = (".tflite", ".onnx")
@@ -57,7 +58,7 @@ def artifact_kind(path: Path | str) -> str | None:
 def _is_tfjs_json(path: Path) -> bool:
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and "modelTopology" in data and "weightsManifest" in data
 
@@ -67,13 +68,20 @@ def _matches(source: str) -> bool:
         "/" in source
         or source.startswith(".")
         or source.endswith(MODEL_SUFFIXES + ARTIFACT_SUFFIXES + (".json",))
-        or Path(source).exists()
+        or _exists(source)
     )
+
+
+def _exists(source: str) -> bool:
+    try:
+        return Path(source).exists()
+    except OSError:  # a name too long to exist, say
+        return False
 
 
 @register_source("local", _matches, describe="local paths (SavedModel folder, .keras, .h5)")
 def load_local(source: str, options: LoadOptions) -> LoadedModel:
-    path = Path(source).expanduser()
+    path = user_path(source)
     if not path.exists():
         raise SourceNotFoundError(f"no model at '{source}': the path does not exist. Check the path, or use a zoo name such as digits-cnn.")
     kind = artifact_kind(path)
@@ -118,7 +126,7 @@ def _export_h5(path: Path, options: LoadOptions) -> Path:
         if raw is None:
             raise ValueError("no model_config attribute (a weights-only file?)")
         config = json.loads(raw)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise CorruptModelError(f"cannot read the Keras .h5 file {path}: {exc}. Check that it is a complete model saved with model.save().") from exc
     check_keras_config(config, path, options.trust_model)
     try:
@@ -142,8 +150,9 @@ def _export_keras3(path: Path, options: LoadOptions) -> Path:
 
     try:
         with zipfile.ZipFile(path) as archive:
+            check_zip_member_size(archive.getinfo("config.json"), path)
             config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, NotImplementedError, RecursionError) as exc:
         raise CorruptModelError(f"cannot read the Keras archive {path}: {exc}. Check that it was saved with model.save('x.keras').") from exc
     check_keras_config(config, path, options.trust_model)
     _tf.tf()

@@ -14,9 +14,11 @@ from __future__ import annotations
 import inspect
 import posixpath
 import tarfile
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
+from edgezoo import limits
 from edgezoo.errors import CorruptModelError, UnsafeModelError
 
 TRUST_HINT = "Pass --trust-model (trust_model=True) only if you trust where the file came from."
@@ -45,6 +47,9 @@ FILE_SYSTEM_OPS = frozenset({
     "DebugNumericSummaryV2",
 })
 
+# The key under which risky_ops lists op types that no TensorFlow op registers: a custom op library's.
+CUSTOM_OP = "<custom op>"
+
 # Checkpoint ops that a SavedModel's own saver functions legitimately hold.
 SAVER_OPS = frozenset({"Save", "SaveV2", "SaveSlices", "Restore", "RestoreV2", "RestoreSlice", "MergeV2Checkpoints"})
 
@@ -57,6 +62,13 @@ def check_saved_model(saved_model_dir: Path, trust_model: bool) -> None:
     if trust_model:
         return
     findings = risky_ops(saved_model_dir)
+    custom = findings.pop(CUSTOM_OP, None)
+    if custom:
+        raise UnsafeModelError(
+            f"the SavedModel at {saved_model_dir} uses ops that TensorFlow does not define ({', '.join(sorted(custom)[:5])}): they come "
+            f"from a custom op library, whose native code runs in this process once loaded. edgezoo never loads op libraries; "
+            f"{TRUST_HINT} (and load the library yourself, with tf.load_op_library, before calling edgezoo's API)."
+        )
     if findings:
         listed = "; ".join(f"{op} (in {', '.join(sorted(places)[:3])})" for op, places in sorted(findings.items()))
         raise UnsafeModelError(
@@ -66,11 +78,13 @@ def check_saved_model(saved_model_dir: Path, trust_model: bool) -> None:
 
 
 def risky_ops(saved_model_dir: Path) -> dict[str, set[str]]:
-    """{op name: the graph functions (or 'graph') that hold it} for every risky op outside the saver."""
+    """{op name: the graph functions (or 'graph') that hold it} for every risky op outside the saver; under CUSTOM_OP,
+    the op types TensorFlow does not define (a custom op library's)."""
     from edgezoo import _tf
 
     _tf.tf()
     from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow.python.framework import op_def_registry
 
     proto = saved_model_pb2.SavedModel()
     try:
@@ -90,6 +104,9 @@ def risky_ops(saved_model_dir: Path) -> dict[str, set[str]]:
         for name, function in functions.items():
             for node in function.node_def:
                 _note(findings, node.op, name, allow_saver=name in saver_functions)
+        for node in [*graph.node, *(n for f in functions.values() for n in f.node_def)]:
+            if node.op not in functions and op_def_registry.get(node.op) is None:
+                findings.setdefault(CUSTOM_OP, set()).add(node.op)
     return findings
 
 
@@ -174,6 +191,9 @@ def _object_label(obj: dict) -> str:
     name = config.get("name") if isinstance(config, dict) else None
     registered = obj.get("registered_name")
     kind = registered if isinstance(registered, str) and ">" in registered else obj["class_name"]
+    module = obj.get("module")
+    if isinstance(module, str) and not (module == "keras" or module.startswith("keras.")) and kind == obj["class_name"]:
+        kind = f"{module}.{config if obj['class_name'] == 'function' and isinstance(config, str) else kind}"  # where it would import from
     return f"{kind} '{name}'" if name else kind
 
 
@@ -199,18 +219,67 @@ def _tf_keras_classes() -> frozenset[str]:
     return frozenset(names)
 
 
+# --- Files a model names ------------------------------------------------------------------------
+
+
+def contained_file(folder: Path, name: object, what: str) -> Path:
+    """A file that a model's own metadata names (TF.js weight shards): a plain relative path that stays inside the
+    model's folder once links are resolved. Anything else is refused: reading it could copy any file into the output."""
+    text = name if isinstance(name, str) else None
+    parts = text.replace("\\", "/").split("/") if text else []
+    if not text or text.startswith(("/", "\\", "~")) or "\x00" in text or ".." in parts or (len(text) > 1 and text[1] == ":"):
+        raise UnsafeModelError(f"{what} is {name!r}, not a plain relative path inside {folder}; refusing to read it.")
+    path = folder / text
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise UnsafeModelError(f"{what} is '{text}', which leads outside {folder} (through a link); refusing to read it.")
+    return path
+
+
+def check_json_size(path: Path) -> None:
+    """A model's JSON file (TF.js model.json, a Keras config) is read whole: refuse one past the stated limit first."""
+    limit = limits.MAX_JSON_BYTES.value()
+    size = path.stat().st_size
+    if size > limit:
+        raise CorruptModelError(f"{path} is {size:,} bytes, more than the {limit:,}-byte limit for a model's JSON file "
+                                f"({limits.MAX_JSON_BYTES.env}); refusing to read it.")
+
+
+def check_zip_member_size(info, archive: Path) -> None:
+    """A JSON file inside a zip (a .keras archive's config.json) is decompressed whole: refuse one past the limit first."""
+    limit = limits.MAX_JSON_BYTES.value()
+    if info.file_size > limit:
+        raise CorruptModelError(f"{archive} holds {info.filename} of {info.file_size:,} bytes decompressed, more than the "
+                                f"{limit:,}-byte limit for a model's JSON file ({limits.MAX_JSON_BYTES.env}); refusing to read it.")
+
+
 # --- Archives -------------------------------------------------------------------------------------
 
 
 def safe_extract_tar(archive: Path, dest: Path, what: str = "the archive") -> None:
-    """Extract a tar (any compression) into dest, refusing members that would land outside it."""
+    """Extract a tar (any compression) into dest, refusing members that would land outside it and archives past the
+    size and count limits (edgezoo/limits.py). Every header is checked before its data is read, so a decompression
+    bomb is refused after at most the limit's worth of decompression, and nothing is written unless all pass."""
+    max_bytes, max_members = limits.MAX_ARCHIVE_BYTES.value(), limits.MAX_ARCHIVE_MEMBERS.value()
     try:
         with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
+            members, total = [], 0
+            for member in tar:  # reading the next header skips (decompresses) the data before it: check first
                 _check_member(member, what)
+                total += member.size
+                if total > max_bytes:
+                    raise UnsafeModelError(
+                        f"{what} would extract to more than {max_bytes:,} bytes (the limit, {limits.MAX_ARCHIVE_BYTES.env}); "
+                        f"'{member.name}' alone is {member.size:,} bytes. Refusing it as a possible decompression bomb "
+                        "(nothing was written). Raise the limit if you trust the archive."
+                    )
+                members.append(member)
+                if len(members) > max_members:
+                    raise UnsafeModelError(
+                        f"{what} holds more than {max_members:,} files (the limit, {limits.MAX_ARCHIVE_MEMBERS.env}); refusing it "
+                        "(nothing was written)."
+                    )
             tar.extractall(dest, members=members, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise CorruptModelError(f"cannot extract {what}: {exc}. The download may be damaged or not a .tar.gz.") from exc
 
 
@@ -225,6 +294,8 @@ def _check_member(member: tarfile.TarInfo, what: str) -> None:
         problem = f"a link (to '{member.linkname}')"
     elif not (member.isfile() or member.isdir()):
         problem = "a device, pipe or other special file"
+    elif member.issparse():
+        problem = "a sparse file (its real size is not its stored size)"
     else:
         return
     raise UnsafeModelError(f"{what} holds '{name}', {problem}; refusing to extract it (nothing was written).")

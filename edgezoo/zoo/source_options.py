@@ -13,6 +13,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 from edgezoo.errors import CorruptModelError, UsageError
+from edgezoo.paths import user_path
 
 
 def split_options(source: str, known: set[str]) -> tuple[str, dict[str, str]]:
@@ -79,7 +80,7 @@ def parse_sha256(value: str) -> str:
 def read_labels(path: Path | str) -> tuple[str, ...]:
     """Class names from a text file (one a line), a JSON list, or a Keras-style ImageNet class index
     (`{"0": ["n01440764", "tench"], ...}`)."""
-    path = Path(path).expanduser()
+    path = user_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

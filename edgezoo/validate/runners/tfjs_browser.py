@@ -188,6 +188,12 @@ def shared_session() -> BrowserSession:
     return _SHARED
 
 
+def forget_shared_session() -> None:
+    """Drop the process' browser without closing it (its processes are being stopped from outside: an interrupt)."""
+    global _SHARED
+    _SHARED = None
+
+
 def close_shared_session() -> None:
     global _SHARED
     if _SHARED is not None:
