@@ -1,0 +1,149 @@
+"""A finetune run: data and backbone, training, the trained model published as a zoo source, then converted for every
+target (calibration from its training split, parity and task accuracy on its held-out test split), and the report.
+
+    OUT/<name>/finetune/   saved_model/ (with edgezoo.json), labels.txt, report.json, report.html
+    OUT/<name>/<target>/   what `edgezoo convert` writes for each target
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgezoo.calibration import CalibrationSet
+from edgezoo.errors import EdgezooError
+from edgezoo.finetune import accuracy
+from edgezoo.finetune.backbone import load_backbone
+from edgezoo.finetune.data import read_labelled, stratified_split
+from edgezoo.finetune.export import save, write_labels
+from edgezoo.finetune.options import FinetuneOptions
+from edgezoo.finetune.train import INPUT_NAME, OUTPUT_NAME, EpochReport, raw_preprocessing, train
+from edgezoo.output import OutputTree
+from edgezoo.pipeline import ConversionResult, Feedback, resolve_targets
+from edgezoo.reports.json_report import write_json
+from edgezoo.zoo import LoadedModel, load
+
+FOLDER = "finetune"
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    model: LoadedModel  # the trained model, loaded back through the zoo
+    output_dir: Path  # OUT/<name>/finetune
+    report: dict
+    conversion: ConversionResult | None = field(default=None, repr=False)
+    error: EdgezooError | None = field(default=None, repr=False, compare=False)  # the conversion's, when it raised
+
+    @property
+    def accuracy(self) -> list[dict]:
+        return self.report["accuracy"]
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None:
+            return self.error.exit_code
+        return self.conversion.exit_code if self.conversion is not None else 0
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "exit_code": self.exit_code, "output_dir": str(self.output_dir),
+                "saved_model": str(self.model.saved_model_dir), "model": self.model.to_json(),
+                "test_accuracy": self.report["test"]["accuracy"], "accuracy": self.accuracy,
+                "conversion": self.conversion.to_json() if self.conversion is not None else None,
+                "error": str(self.error) if self.error is not None else None}
+
+
+def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = None, on_epoch: EpochReport | None = None) -> FinetuneResult:
+    feedback = feedback or Feedback()
+    profiles = resolve_targets(options.targets) if options.targets else []  # a bad target fails before any slow work
+    with feedback.step(f"loading the feature extractor {source}"):
+        backbone = load_backbone(source, options.load_options(feedback.progress), options.features)
+    name = options.name or f"{backbone.loaded.name}-finetuned"
+    tree = OutputTree(options.out_dir, name, options.force)
+    for note in tree.check([FOLDER, *(p.name for p in profiles)]):
+        feedback.warn(note)
+    try:
+        with feedback.step(f"reading {options.data}"):
+            data = read_labelled(options.data, backbone.image_shape, resize=options.image_resize,
+                                 image_feature=options.image_feature, label_feature=options.label_feature)
+        for message in data.warnings:
+            feedback.warn(message)
+        splits = stratified_split(data, options.validation_fraction, options.test_fraction, options.seed)
+        sizes = splits.sizes()
+        with feedback.step(f"training a head for {len(data.class_names)} classes on {backbone.loaded.name} "
+                           f"({sizes['train']} training, {sizes['validation']} validation images)"):
+            training = train(backbone, splits, options, on_epoch)
+        record = training_record(backbone, data, splits, training, options)
+        card = {"name": name, "task": "classification", "labels": list(data.class_names),
+                "preprocessing": raw_preprocessing(backbone).to_json(),
+                "description": f"{len(data.class_names)}-class image classifier trained by edgezoo finetune on "
+                               f"{backbone.loaded.name} features",
+                "author": "edgezoo finetune", "license": backbone.loaded.license, "training": record}
+        with tree.staging(FOLDER) as staging:
+            save(training.model, staging / "saved_model", card)
+            write_labels(staging / "labels.txt", data.class_names)
+            final = tree.publish(staging, FOLDER)
+    finally:
+        tree.discard_empty()
+    model = load(str(final / "saved_model"), options.load_options())  # through the zoo, as any user of the folder would
+    with feedback.step(f"running the trained model on {sizes['test']} test images"):
+        from edgezoo.validate.runners.tensorflow import run_reference
+
+        float_scores = accuracy.scores(run_reference(model, {INPUT_NAME: splits.test.pixels})[OUTPUT_NAME], splits.test.labels,
+                                       data.class_names)
+    conversion, error = None, None
+    if profiles:
+        try:
+            conversion = convert_trained(model, splits, options, feedback)
+        except EdgezooError as exc:  # a run of one target raises its error: the report still says what was trained
+            error = exc
+    with feedback.step("measuring task accuracy on every runtime"):
+        rows = accuracy.accuracy_table(float_scores, conversion, splits.test, INPUT_NAME, OUTPUT_NAME)
+    report = {"kind": "finetune", "model": model.to_json(), "backbone": backbone.to_json(), "training": record,
+              "test": {k: v for k, v in float_scores.items() if k != "predicted"}, "accuracy": rows,
+              "misclassified": accuracy.misclassified(float_scores, splits.test),
+              "conversion_error": str(error) if error is not None else None,
+              "targets": [{"target": t.target, "output_dir": str(t.output_dir) if t.output_dir else None, "status": t.status}
+                          for t in conversion.targets] if conversion is not None else []}
+    write_report(final, report, splits.test)
+    return FinetuneResult(model, final, report, conversion, error)
+
+
+def calibration_set(splits, max_samples: int, seed: int) -> CalibrationSet:
+    """Calibration from the training split (a seeded sample), parity on the test split, with its labels."""
+    train_pixels = splits.train.pixels
+    if len(train_pixels) > max_samples:
+        train_pixels = train_pixels[np.sort(np.random.default_rng(seed).permutation(len(train_pixels))[:max_samples])]
+    return CalibrationSet({INPUT_NAME: train_pixels}, {INPUT_NAME: splits.test.pixels}, heldout_labels=splits.test.labels,
+                          origin="user", details={"reader": "finetune", "calibration": "training split", "heldout": "test split",
+                                                  "seed": seed})
+
+
+def convert_trained(model: LoadedModel, splits, options: FinetuneOptions, feedback) -> ConversionResult:
+    from edgezoo.pipeline import convert
+
+    return convert(model, options.convert_options(calibration_set(splits, options.max_calibration_samples, options.seed)), feedback)
+
+
+def training_record(backbone, data, splits, training, options: FinetuneOptions) -> dict:
+    settings = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+                if f.name not in ("data", "out_dir", "targets", "force", "cache_dir", "mirror", "offline", "trust_model")}
+    return {"backbone": backbone.to_json(), "data": {**data.details, "classes": list(data.class_names),
+                                                    "class_counts": data.class_counts, "warnings": list(data.warnings)},
+            "split": {**splits.sizes(), "seed": options.seed, "stratified": True,
+                      "class_counts": {part: getattr(splits, part).class_counts for part in ("train", "validation", "test")}},
+            "class_weights": training.class_weights, "history": training.history, "best": training.best,
+            "settings": settings}
+
+
+def write_report(folder: Path, report: dict, test) -> None:
+    from edgezoo.reports.finetune_html import write_finetune_html
+
+    write_json(folder / "report.json", report)
+    write_finetune_html(folder, report, test)
