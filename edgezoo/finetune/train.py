@@ -137,7 +137,7 @@ def train(backbone: Backbone, splits: Splits, options, report: EpochReport | Non
 
     with _tf.quiet_native_output():
         features = feature_model.predict(train_x, batch_size=64, verbose=0)
-    head.get_layer("feature_scale").adapt(features, batch_size=256)
+    adapt_feature_scale(head.get_layer("feature_scale"), features)
     if options.augment:  # augmented images change every epoch: no feature cache
         augmented = keras.Sequential([augmentation(options.seed), model], name="augmented")
         fit(augmented, train_x, val_x, options.epochs, options.learning_rate, "head")
@@ -149,7 +149,31 @@ def train(backbone: Backbone, splits: Splits, options, report: EpochReport | Non
         unfreeze_top(backbone, options.fine_tune_layers)
         trainee = keras.Sequential([augmentation(options.seed), model], name="augmented") if options.augment else model
         fit(trainee, train_x, val_x, options.fine_tune_epochs, options.tuning_learning_rate, "fine-tune")
+    training.model = fold_head(feature_model, head)
     return training
+
+
+def adapt_feature_scale(layer, features: np.ndarray) -> None:
+    """Standardise by the training features' statistics; a feature that never varies (a dead ReLU) keeps scale 1, so that
+    dividing by a near-zero deviation cannot blow up the weights folded from it."""
+    layer.adapt(features, batch_size=256)
+    mean, variance, count = layer.get_weights()
+    floor = 1e-3 * float(variance.mean()) if variance.size and variance.mean() > 0 else 1.0
+    layer.set_weights([mean, np.where(variance > floor, variance, 1.0).astype(variance.dtype), count])
+
+
+def fold_head(feature_model, head):
+    """The exported classifier: raw pixels -> preprocessing -> backbone -> one dense softmax layer, with the feature
+    standardisation folded into its weights (W / std, b - mean / std . W) and dropout gone: the device runs no extra ops."""
+    keras = _tf.tf_keras()
+    scale, dense = head.get_layer("feature_scale"), head.get_layer(OUTPUT_NAME)
+    mean, variance, _ = (np.asarray(w, np.float64).reshape(-1) for w in scale.get_weights())
+    std = np.sqrt(np.maximum(variance, keras.backend.epsilon() ** 2))
+    kernel, bias = (np.asarray(w, np.float64) for w in dense.get_weights())
+    folded = keras.layers.Dense(kernel.shape[1], activation="softmax", name=OUTPUT_NAME)
+    model = keras.Model(feature_model.input, folded(feature_model.output), name="classifier")
+    folded.set_weights([(kernel / std[:, None]).astype(np.float32), (bias - (mean / std) @ kernel).astype(np.float32)])
+    return model
 
 
 def unfreeze_top(backbone: Backbone, count: int) -> list[str]:

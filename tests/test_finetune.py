@@ -1,0 +1,223 @@
+"""edgezoo finetune: a head trained on the bundled digits-cnn's features for a labelling it was not trained for
+(digits 0-4 "low" against 5-9 "high"), from a folder of 8x8 PNGs; exported with raw-pixel input, converted, and its
+task accuracy measured against the labels on LiteRT, ONNX Runtime and TFLM. One training run for the whole module."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.digit_images import DIGITS_NPZ, digit_pixels
+
+COUNT = 300
+# Few epochs, a higher learning rate than the default: the test needs a model that learned, not the best one.
+TRAINING = dict(epochs=8, learning_rate=0.01, dropout=0.1, seed=0)
+TARGETS = ("phone", "onnx", "microcontroller")
+
+
+def digit_labels(count: int, start: int = 0) -> np.ndarray:
+    return np.load(DIGITS_NPZ)["labels"][start : start + count]
+
+
+def write_class_folders(folder: Path, count: int = COUNT) -> Path:
+    from PIL import Image
+
+    for index, (pixels, digit) in enumerate(zip(digit_pixels(count), digit_labels(count))):
+        target = folder / ("high" if digit >= 5 else "low") / f"{index:04d}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels, mode="L").save(target)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory):
+    return write_class_folders(tmp_path_factory.mktemp("finetune_data") / "digits")
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory, digit_folder):
+    import edgezoo
+
+    epochs = []
+    result = edgezoo.finetune("digits-cnn", data=digit_folder, out_dir=tmp_path_factory.mktemp("finetune_out"), target=TARGETS,
+                              on_epoch=lambda *report: epochs.append(report), **TRAINING)
+    return result, epochs
+
+
+@pytest.fixture(scope="module")
+def test_split(finetuned, digit_folder):
+    """The held-out test split, rebuilt independently from the data, the seed and the documented split."""
+    from edgezoo.finetune.data import read_labelled, stratified_split
+
+    data = read_labelled(digit_folder, (8, 8, 1))
+    return stratified_split(data, 0.15, 0.15, TRAINING["seed"]).test
+
+
+def test_trained_model_beats_chance_on_every_runtime_and_the_table_is_measured(finetuned, test_split):
+    """Accuracy per runtime recomputed here from each artifact's outputs on its runtime against the true labels."""
+    from edgezoo.validate.runners import runner_for
+
+    result, epochs = finetuned
+    assert result.exit_code == 0, result.to_json()["conversion"]
+    rows = {row["model"]: row for row in result.accuracy}
+    assert set(rows) == {"float (trained SavedModel)", *TARGETS}
+    assert {rows[t]["runtime"] for t in TARGETS} == {"litert", "onnxruntime", "tflm"}
+    assert rows["microcontroller"]["quantization"] == "int8"
+    assert epochs and epochs[0][:3] == ("head", 1, TRAINING["epochs"])  # the progress callback saw every epoch
+    assert rows["float (trained SavedModel)"]["accuracy"] >= 0.85  # chance is about 0.5: it learned the new labelling
+    for target in result.conversion.targets:
+        outputs = runner_for(target.profile.runtime).run(target.artifact, {"image": test_split.pixels})["probabilities"]
+        measured = float(np.mean(outputs.argmax(-1) == test_split.labels))
+        assert rows[target.target]["accuracy"] == pytest.approx(measured), target.target
+        assert rows[target.target]["samples"] == len(test_split) == result.report["training"]["split"]["test"]
+        assert rows[target.target]["accuracy"] >= 0.8, target.target
+    confusion = np.asarray(result.report["test"]["confusion"])
+    assert confusion.sum() == len(test_split) and np.trace(confusion) == result.report["test"]["correct"]
+
+
+def test_the_exported_model_takes_raw_pixels_and_is_a_zoo_source(finetuned, test_split):
+    import edgezoo
+    from edgezoo.validate.runners.tensorflow import run_reference
+
+    result, _ = finetuned
+    model = edgezoo.load(str(result.model.saved_model_dir))  # a zoo source like any other
+    assert model.labels == ("high", "low") and model.task == "classification" and model.name == result.model.name
+    assert model.preprocessing.pixel_max == 255 and model.preprocessing.scale == 1.0
+    assert "0..16 divided by 16" in model.preprocessing.description  # the backbone's own, inside the model
+    assert model.details["training"]["split"]["seed"] == 0
+    raw = run_reference(model, {"image": test_split.pixels})["probabilities"].argmax(-1)
+    scaled = run_reference(model, {"image": test_split.pixels / 255.0})["probabilities"].argmax(-1)  # what the backbone expects
+    assert np.mean(raw == test_split.labels) >= 0.85
+    assert np.mean(scaled != raw) > 0.1, "pre-scaled input gave the same answers: the scaling is not inside the model"
+    assert (result.output_dir / "labels.txt").read_text().split() == ["high", "low"]
+
+
+def test_a_broken_artifact_loses_accuracy_and_parity(finetuned, test_split, tmp_path):
+    from edgezoo.converter.base import Artifact
+    from edgezoo.finetune.accuracy import artifact_accuracy, run_outputs
+    from edgezoo.targets.profile import Tolerance
+    from edgezoo.validate import compare_outputs
+    from tests.tamper import tamper_onnx_weights
+
+    result, _ = finetuned
+    onnx = next(t for t in result.conversion.targets if t.target == "onnx")
+    broken_path = tmp_path / "model.onnx"
+    shutil.copy(onnx.artifact.path, broken_path)
+    tamper_onnx_weights(broken_path)
+    broken = Artifact(**{**onnx.artifact.__dict__, "path": broken_path, "files": (broken_path,)})
+    good = artifact_accuracy(onnx.artifact, "onnxruntime", test_split, "image", "probabilities")
+    bad = artifact_accuracy(broken, "onnxruntime", test_split, "image", "probabilities")
+    assert bad["accuracy"] < good["accuracy"] - 0.1
+    reference = {"probabilities": run_outputs(onnx.artifact, "onnxruntime", test_split.pixels, "image", "probabilities")}
+    candidate = {"probabilities": run_outputs(broken, "onnxruntime", test_split.pixels, "image", "probabilities")}
+    assert not compare_outputs(reference, candidate, classifier=True, tolerance=onnx.parity.tolerance, runtime="onnxruntime").passed
+    assert compare_outputs(reference, reference, classifier=True, tolerance=onnx.parity.tolerance, runtime="onnxruntime").passed
+
+
+def test_report_html_is_self_contained_with_curves_confusion_and_mistakes(finetuned):
+    result, _ = finetuned
+    html = (result.output_dir / "report.html").read_text()
+    report = json.loads((result.output_dir / "report.json").read_text())
+    assert report["kind"] == "finetune" and len(report["accuracy"]) == 1 + len(TARGETS)
+    assert html.count("<svg") >= 2 and "loss per epoch" in html and "accuracy per epoch" in html
+    assert "Confusion matrix" in html and "precision" in html and "tflm" in html and "onnxruntime" in html
+    assert len(report["misclassified"]) == min(8, report["test"]["samples"] - report["test"]["correct"])
+    assert html.count("data:image/png;base64,") == len(report["misclassified"])
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+
+
+# --- data ----------------------------------------------------------------------------------------------------------
+
+
+def test_split_is_stratified_seeded_and_disjoint(digit_folder):
+    from edgezoo.finetune.data import read_labelled, stratified_split
+
+    data = read_labelled(digit_folder, (8, 8, 1))
+    first, again = stratified_split(data, 0.15, 0.15, 3), stratified_split(data, 0.15, 0.15, 3)
+    other = stratified_split(data, 0.15, 0.15, 4)
+    assert first.test.names == again.test.names and first.test.names != other.test.names
+    names = [set(part.names) for part in (first.train, first.validation, first.test)]
+    assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2]) and sum(map(len, names)) == len(data)
+    for part in (first.train, first.validation, first.test):  # each split keeps the classes' proportions
+        share = part.class_counts["high"] / len(part)
+        assert abs(share - data.class_counts["high"] / len(data)) < 0.05
+
+
+def test_npz_and_tfrecord_data_read_like_the_folder(tmp_path):
+    from edgezoo import _tf
+    from edgezoo.finetune.data import read_labelled
+
+    pixels, labels = digit_pixels(30), digit_labels(30)
+    np.savez(tmp_path / "d.npz", x=pixels, y=labels % 2)
+    from_npz = read_labelled(tmp_path / "d.npz", (16, 16, 3))  # resized and made RGB for the backbone
+    assert from_npz.pixels.shape == (30, 16, 16, 3) and from_npz.class_names == ("0", "1")
+    assert np.array_equal(from_npz.labels, labels % 2)
+    tf = _tf.tf()
+    import io
+
+    from PIL import Image
+
+    with tf.io.TFRecordWriter(str(tmp_path / "d.tfrecord")) as writer:
+        for image, label in zip(pixels, labels):
+            png = io.BytesIO()
+            Image.fromarray(image, mode="L").save(png, format="PNG")
+            feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png.getvalue()])),
+                       "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"odd" if label % 2 else b"even"]))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    from_records = read_labelled(tmp_path / "d.tfrecord", (8, 8, 1))
+    assert from_records.class_names == ("even", "odd")
+    assert np.array_equal(from_records.labels, labels % 2) and np.array_equal(from_records.pixels[..., 0], pixels)
+
+
+def _bad_folder(root: Path, case: str) -> Path:
+    from PIL import Image
+
+    folder = root / case
+    counts = {"one class": {"only": 5}, "tiny class": {"big": 5, "small": 2}, "loose images": {}}[case]
+    for name, count in counts.items():
+        for index, pixels in enumerate(digit_pixels(count)):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels, mode="L").save(folder / name / f"{index}.png")
+    if case == "loose images":
+        folder.mkdir(parents=True)
+        Image.fromarray(digit_pixels(1)[0], mode="L").save(folder / "a.png")
+    return folder
+
+
+@pytest.mark.parametrize("case, message", [
+    ("one class", "at least 2 classes"),
+    ("tiny class", "'small' (2) have too few examples to split"),
+    ("loose images", "no class sub-folders (it holds 1 images directly"),
+])
+def test_bad_folders_are_refused_with_what_to_do(tmp_path, case, message):
+    from edgezoo.errors import CalibrationDataError
+    from edgezoo.finetune.data import read_labelled
+
+    with pytest.raises(CalibrationDataError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
+        read_labelled(_bad_folder(tmp_path, case), (8, 8, 1))
+    assert caught.value.exit_code == 2
+
+
+def test_bad_npz_and_unreadable_files(tmp_path, digit_folder):
+    from edgezoo.errors import CalibrationDataError
+    from edgezoo.finetune.data import read_labelled
+
+    np.savez(tmp_path / "no_y.npz", x=digit_pixels(10))
+    with pytest.raises(CalibrationDataError, match="no array y"):
+        read_labelled(tmp_path / "no_y.npz", (8, 8, 1))
+    np.savez(tmp_path / "short.npz", x=digit_pixels(10), y=np.zeros(9, np.int64))
+    with pytest.raises(CalibrationDataError, match="x holds 10 images but y holds 9 labels"):
+        read_labelled(tmp_path / "short.npz", (8, 8, 1))
+    np.savez(tmp_path / "gap.npz", x=digit_pixels(10), y=np.asarray([0, 2] * 5))
+    with pytest.raises(CalibrationDataError, match="class\\(es\\) 1 have no examples"):
+        read_labelled(tmp_path / "gap.npz", (8, 8, 1))
+    copy = shutil.copytree(digit_folder, tmp_path / "with_corrupt")
+    (copy / "low" / "broken.png").write_bytes(b"\x89PNG not really")
+    (copy / "high" / "empty.jpg").write_bytes(b"")
+    data = read_labelled(copy, (8, 8, 1))
+    assert data.details["images_skipped"] == 2 and len(data) == COUNT
+    assert any("skipped 2 unreadable or corrupt image(s)" in w and "low/broken.png" in w for w in data.warnings)
