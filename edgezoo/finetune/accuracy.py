@@ -46,27 +46,28 @@ def artifact_accuracy(artifact, runtime: str, test, input_name: str, output_name
     return scores(probabilities, test.labels, test.class_names)
 
 
-def accuracy_table(float_scores: dict, conversion, test, input_name: str, output_name: str, extra_rows=()) -> list[dict]:
-    """One row per model: the float model first, then every target of the conversion (failed ones with their reason)."""
-    rows = [{"model": "float (trained SavedModel)", "target": None, "runtime": "tensorflow", "format": "saved_model",
+def accuracy_table(float_scores: dict, conversion, test, input_name: str, output_name: str, label: str = "") -> list[dict]:
+    """One row per model: the float model first, then every target of the conversion (failed ones with their reason).
+    `label` marks the rows of a variant (" + QAT")."""
+    rows = [{"model": f"float (trained SavedModel){label}", "target": None, "runtime": "tensorflow", "format": "saved_model",
              "quantization": "float32", "accuracy": float_scores["accuracy"], "samples": float_scores["samples"],
-             "agreement_with_float": 1.0}]
+             "agreement_with_float": 1.0, "variant": label.strip(" +") or None}]
     float_predicted = np.asarray(float_scores["predicted"])
     for target in (conversion.targets if conversion is not None else ()):
+        name = f"{target.target}{label}"
         if target.failure is not None:
-            rows.append({"model": target.target, "target": target.target, "runtime": target.profile.runtime if target.profile else None,
+            rows.append({"model": name, "target": target.target, "runtime": target.profile.runtime if target.profile else None,
                          "accuracy": None, "samples": len(test), "error": target.failure.message, "status": target.status})
             continue
         artifact = target.artifact
         measured = artifact_accuracy(artifact, target.profile.runtime, test, input_name, output_name)
-        rows.append(_row(target.target, artifact, target.profile.runtime, measured, float_predicted,
-                         parity_passed=target.parity.passed, status=target.status))
-    rows.extend(extra_rows)
+        rows.append(_row(name, target.target, artifact, target.profile.runtime, measured, float_predicted,
+                         parity_passed=target.parity.passed, status=target.status, variant=label.strip(" +") or None))
     return rows
 
 
-def _row(name, artifact, runtime, measured, float_predicted, **more) -> dict:
-    row = {"model": name, "target": name, "runtime": runtime, "format": artifact.format, "quantization": artifact.quantization.value,
+def _row(name, target, artifact, runtime, measured, float_predicted, **more) -> dict:
+    row = {"model": name, "target": target, "runtime": runtime, "format": artifact.format, "quantization": artifact.quantization.value,
            "size_bytes": artifact.size_bytes, "accuracy": measured.get("accuracy"), "samples": measured["samples"], **more}
     if "predicted" in measured:
         row["agreement_with_float"] = float(np.mean(np.asarray(measured["predicted"]) == float_predicted))

@@ -76,10 +76,10 @@ class FinetuneOptions:
         return LoadOptions(trust_model=self.trust_model, offline=self.offline, cache_dir=self.cache_dir, mirror=self.mirror,
                            progress=progress)
 
-    def convert_options(self, calibration):
+    def convert_options(self, calibration, targets=None):
         """The convert step's options: this run's targets, output and loading policy, calibration from its own data."""
         from edgezoo.options import ConvertOptions
 
-        return ConvertOptions(targets=self.targets, out_dir=self.out_dir, calibration=calibration, force=self.force, seed=self.seed,
+        return ConvertOptions(targets=targets or self.targets, out_dir=self.out_dir, calibration=calibration, force=self.force, seed=self.seed,
                               max_calibration_samples=self.max_calibration_samples, trust_model=self.trust_model,
                               offline=self.offline, cache_dir=self.cache_dir, mirror=self.mirror)

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo.calibration import CalibrationSet
-from edgezoo.errors import EdgezooError
+from edgezoo.converter.base import Quantization
+from edgezoo.errors import EdgezooError, UsageError
 from edgezoo.finetune import accuracy
 from edgezoo.finetune.backbone import load_backbone
 from edgezoo.finetune.data import read_labelled, stratified_split
@@ -24,9 +25,12 @@ from edgezoo.finetune.train import INPUT_NAME, OUTPUT_NAME, EpochReport, raw_pre
 from edgezoo.output import OutputTree
 from edgezoo.pipeline import ConversionResult, Feedback, resolve_targets
 from edgezoo.reports.json_report import write_json
+from edgezoo.validate.runners.tensorflow import run_reference
 from edgezoo.zoo import LoadedModel, load
 
 FOLDER = "finetune"
+QAT_MODEL = "saved_model_qat"  # beside saved_model: the quantisation-aware trained model, for the int8 targets
+QAT_SUFFIX = "-qat"
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class FinetuneResult:
     output_dir: Path  # OUT/<name>/finetune
     report: dict
     conversion: ConversionResult | None = field(default=None, repr=False)
+    qat_conversion: ConversionResult | None = field(default=None, repr=False)  # --qat: the int8 targets of the QAT model
     error: EdgezooError | None = field(default=None, repr=False, compare=False)  # the conversion's, when it raised
 
     @property
@@ -45,7 +50,7 @@ class FinetuneResult:
     def exit_code(self) -> int:
         if self.error is not None:
             return self.error.exit_code
-        return self.conversion.exit_code if self.conversion is not None else 0
+        return max((c.exit_code for c in (self.conversion, self.qat_conversion) if c is not None), default=0)
 
     @property
     def passed(self) -> bool:
@@ -56,18 +61,26 @@ class FinetuneResult:
                 "saved_model": str(self.model.saved_model_dir), "model": self.model.to_json(),
                 "test_accuracy": self.report["test"]["accuracy"], "accuracy": self.accuracy,
                 "conversion": self.conversion.to_json() if self.conversion is not None else None,
+                "qat_conversion": self.qat_conversion.to_json() if self.qat_conversion is not None else None,
                 "error": str(self.error) if self.error is not None else None}
 
 
 def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = None, on_epoch: EpochReport | None = None) -> FinetuneResult:
     feedback = feedback or Feedback()
     profiles = resolve_targets(options.targets) if options.targets else []  # a bad target fails before any slow work
+    qat_targets = tuple(p.name for p in profiles if p.quantization is Quantization.INT8) if options.qat else ()
+    if options.qat and not qat_targets:
+        raise UsageError("--qat trains for full-integer (int8) targets, and none was given: add --target microcontroller or "
+                         "--target phone-int8 (or another profile with quantization = \"int8\").")
     with feedback.step(f"loading the feature extractor {source}"):
         backbone = load_backbone(source, options.load_options(feedback.progress), options.features)
     name = options.name or f"{backbone.loaded.name}-finetuned"
     tree = OutputTree(options.out_dir, name, options.force)
     for note in tree.check([FOLDER, *(p.name for p in profiles)]):
         feedback.warn(note)
+    qat_tree = OutputTree(options.out_dir, f"{name}{QAT_SUFFIX}", options.force)
+    if qat_targets:  # the quantisation-aware model's targets go to OUT/<name>-qat/: fail now, not after training
+        qat_tree.check(list(qat_targets))
     try:
         with feedback.step(f"reading {options.data}"):
             data = read_labelled(options.data, backbone.image_shape, resize=options.image_resize,
@@ -79,6 +92,12 @@ def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = 
         with feedback.step(f"training a head for {len(data.class_names)} classes on {backbone.loaded.name} "
                            f"({sizes['train']} training, {sizes['validation']} validation images)"):
             training = train(backbone, splits, options, on_epoch)
+        quantized = None
+        if qat_targets:
+            from edgezoo.finetune.qat import train_quantized
+
+            with feedback.step(f"quantisation-aware training for {', '.join(qat_targets)}"):
+                quantized = train_quantized(training.model, splits, options, training, on_epoch)
         record = training_record(backbone, data, splits, training, options)
         card = {"name": name, "task": "classification", "labels": list(data.class_names),
                 "preprocessing": raw_preprocessing(backbone).to_json(),
@@ -87,14 +106,16 @@ def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = 
                 "author": "edgezoo finetune", "license": backbone.loaded.license, "training": record}
         with tree.staging(FOLDER) as staging:
             save(training.model, staging / "saved_model", card)
+            if quantized is not None:
+                save(quantized, staging / QAT_MODEL, {**card, "name": f"{name}{QAT_SUFFIX}",
+                                                      "description": card["description"] + ", quantisation-aware trained"})
             write_labels(staging / "labels.txt", data.class_names)
             final = tree.publish(staging, FOLDER)
     finally:
         tree.discard_empty()
+        qat_tree.discard_empty()
     model = load(str(final / "saved_model"), options.load_options())  # through the zoo, as any user of the folder would
     with feedback.step(f"running the trained model on {sizes['test']} test images"):
-        from edgezoo.validate.runners.tensorflow import run_reference
-
         float_scores = accuracy.scores(run_reference(model, {INPUT_NAME: splits.test.pixels})[OUTPUT_NAME], splits.test.labels,
                                        data.class_names)
     conversion, error = None, None
@@ -105,14 +126,24 @@ def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = 
             error = exc
     with feedback.step("measuring task accuracy on every runtime"):
         rows = accuracy.accuracy_table(float_scores, conversion, splits.test, INPUT_NAME, OUTPUT_NAME)
+    qat_conversion = None
+    if quantized is not None:
+        qat_model = load(str(final / QAT_MODEL), options.load_options())
+        try:
+            qat_conversion = convert_trained(qat_model, splits, options, feedback, qat_targets)
+        except EdgezooError as exc:
+            error = error or exc
+        qat_scores = accuracy.scores(run_reference(qat_model, {INPUT_NAME: splits.test.pixels})[OUTPUT_NAME], splits.test.labels,
+                                     data.class_names)
+        rows += accuracy.accuracy_table(qat_scores, qat_conversion, splits.test, INPUT_NAME, OUTPUT_NAME, label=" + QAT")
     report = {"kind": "finetune", "model": model.to_json(), "backbone": backbone.to_json(), "training": record,
               "test": {k: v for k, v in float_scores.items() if k != "predicted"}, "accuracy": rows,
               "misclassified": accuracy.misclassified(float_scores, splits.test),
               "conversion_error": str(error) if error is not None else None,
-              "targets": [{"target": t.target, "output_dir": str(t.output_dir) if t.output_dir else None, "status": t.status}
-                          for t in conversion.targets] if conversion is not None else []}
+              "targets": [{"target": t.target, "qat": c is qat_conversion, "output_dir": str(t.output_dir) if t.output_dir else None,
+                           "status": t.status} for c in (conversion, qat_conversion) if c is not None for t in c.targets]}
     write_report(final, report, splits.test)
-    return FinetuneResult(model, final, report, conversion, error)
+    return FinetuneResult(model, final, report, conversion, qat_conversion, error)
 
 
 def calibration_set(splits, max_samples: int, seed: int) -> CalibrationSet:
@@ -125,10 +156,11 @@ def calibration_set(splits, max_samples: int, seed: int) -> CalibrationSet:
                                                   "seed": seed})
 
 
-def convert_trained(model: LoadedModel, splits, options: FinetuneOptions, feedback) -> ConversionResult:
+def convert_trained(model: LoadedModel, splits, options: FinetuneOptions, feedback, targets=None) -> ConversionResult:
     from edgezoo.pipeline import convert
 
-    return convert(model, options.convert_options(calibration_set(splits, options.max_calibration_samples, options.seed)), feedback)
+    calibration = calibration_set(splits, options.max_calibration_samples, options.seed)
+    return convert(model, options.convert_options(calibration, targets), feedback)
 
 
 def training_record(backbone, data, splits, training, options: FinetuneOptions) -> dict:

@@ -170,7 +170,8 @@ def line_chart(series: list[tuple[str, list[tuple[float, float]]]], title: str, 
     parts = [_frame(title), _line(MARGIN_LEFT, baseline, MARGIN_LEFT + plot_w, baseline), _line(MARGIN_LEFT, MARGIN_TOP, MARGIN_LEFT, baseline)]
     for value, label in marks:
         parts.append(_line(x(value), MARGIN_TOP, x(value), baseline, dash=True))
-        parts.append(_text(x(value) + 3, MARGIN_TOP + 10, label, "start"))
+        right = x(value) > MARGIN_LEFT + plot_w * 0.7  # near the right edge: the label goes left of the mark, below the legend
+        parts.append(_text(x(value) + (-3 if right else 3), baseline - 6, label, "end" if right else "start"))
     legend = []
     for number, (name, ps) in enumerate(series):
         colour = CURVE_COLOURS[number % len(CURVE_COLOURS)]
