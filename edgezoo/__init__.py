@@ -50,7 +50,7 @@ def finetune(source, options=None, *, feedback=None, on_epoch=None, **option_fie
 
     Give either a FinetuneOptions or its fields as keywords (`target=` is accepted for `targets=`).
     """
-    from edgezoo.finetune import FinetuneOptions, finetune as run
+    from edgezoo.transfer import FinetuneOptions, finetune as run
 
     if "target" in option_fields:
         option_fields["targets"] = option_fields.pop("target")
@@ -73,7 +73,7 @@ def __getattr__(name):
 
         return ConvertOptions
     if name == "FinetuneOptions":
-        from edgezoo.finetune import FinetuneOptions
+        from edgezoo.transfer import FinetuneOptions
 
         return FinetuneOptions
     raise AttributeError(name)

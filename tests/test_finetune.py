@@ -5,6 +5,7 @@ task accuracy measured against the labels on LiteRT, ONNX Runtime and TFLM. One 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -44,14 +45,14 @@ def finetuned(tmp_path_factory, digit_folder):
 
     epochs = []
     result = edgezoo.finetune("digits-cnn", data=digit_folder, out_dir=tmp_path_factory.mktemp("finetune_out"), target=TARGETS,
-                              on_epoch=lambda *report: epochs.append(report), **TRAINING)
+                              qat=True, qat_epochs=2, on_epoch=lambda *report: epochs.append(report), **TRAINING)
     return result, epochs
 
 
 @pytest.fixture(scope="module")
 def test_split(finetuned, digit_folder):
     """The held-out test split, rebuilt independently from the data, the seed and the documented split."""
-    from edgezoo.finetune.data import read_labelled, stratified_split
+    from edgezoo.transfer.data import read_labelled, stratified_split
 
     data = read_labelled(digit_folder, (8, 8, 1))
     return stratified_split(data, 0.15, 0.15, TRAINING["seed"]).test
@@ -64,17 +65,21 @@ def test_trained_model_beats_chance_on_every_runtime_and_the_table_is_measured(f
     result, epochs = finetuned
     assert result.exit_code == 0, result.to_json()["conversion"]
     rows = {row["model"]: row for row in result.accuracy}
-    assert set(rows) == {"float (trained SavedModel)", *TARGETS}
+    assert set(rows) == {"float (trained SavedModel)", *TARGETS, "float (trained SavedModel) + QAT", "microcontroller + QAT"}
     assert {rows[t]["runtime"] for t in TARGETS} == {"litert", "onnxruntime", "tflm"}
     assert rows["microcontroller"]["quantization"] == "int8"
     assert epochs and epochs[0][:3] == ("head", 1, TRAINING["epochs"])  # the progress callback saw every epoch
     assert rows["float (trained SavedModel)"]["accuracy"] >= 0.85  # chance is about 0.5: it learned the new labelling
-    for target in result.conversion.targets:
+    for target in (*result.conversion.targets, *result.qat_conversion.targets):
+        name = target.target + (" + QAT" if target in result.qat_conversion.targets else "")
         outputs = runner_for(target.profile.runtime).run(target.artifact, {"image": test_split.pixels})["probabilities"]
         measured = float(np.mean(outputs.argmax(-1) == test_split.labels))
-        assert rows[target.target]["accuracy"] == pytest.approx(measured), target.target
-        assert rows[target.target]["samples"] == len(test_split) == result.report["training"]["split"]["test"]
-        assert rows[target.target]["accuracy"] >= 0.8, target.target
+        assert rows[name]["accuracy"] == pytest.approx(measured), name
+        assert rows[name]["samples"] == len(test_split) == result.report["training"]["split"]["test"]
+        assert rows[name]["accuracy"] >= 0.8, name
+    assert [t.target for t in result.qat_conversion.targets] == ["microcontroller"]  # --qat converts the int8 targets only
+    assert result.qat_conversion.targets[0].artifact.quantization.value == "int8"
+    assert [phase for phase, *_ in epochs].count("qat") == len([r for r in result.report["training"]["history"] if r["phase"] == "qat"]) >= 1
     confusion = np.asarray(result.report["test"]["confusion"])
     assert confusion.sum() == len(test_split) and np.trace(confusion) == result.report["test"]["correct"]
 
@@ -98,7 +103,7 @@ def test_the_exported_model_takes_raw_pixels_and_is_a_zoo_source(finetuned, test
 
 def test_a_broken_artifact_loses_accuracy_and_parity(finetuned, test_split, tmp_path):
     from edgezoo.converter.base import Artifact
-    from edgezoo.finetune.accuracy import artifact_accuracy, run_outputs
+    from edgezoo.transfer.accuracy import artifact_accuracy, run_outputs
     from edgezoo.targets.profile import Tolerance
     from edgezoo.validate import compare_outputs
     from tests.tamper import tamper_onnx_weights
@@ -122,19 +127,19 @@ def test_report_html_is_self_contained_with_curves_confusion_and_mistakes(finetu
     result, _ = finetuned
     html = (result.output_dir / "report.html").read_text()
     report = json.loads((result.output_dir / "report.json").read_text())
-    assert report["kind"] == "finetune" and len(report["accuracy"]) == 1 + len(TARGETS)
+    assert report["kind"] == "finetune" and len(report["accuracy"]) == 1 + len(TARGETS) + 2
     assert html.count("<svg") >= 2 and "loss per epoch" in html and "accuracy per epoch" in html
     assert "Confusion matrix" in html and "precision" in html and "tflm" in html and "onnxruntime" in html
     assert len(report["misclassified"]) == min(8, report["test"]["samples"] - report["test"]["correct"])
     assert html.count("data:image/png;base64,") == len(report["misclassified"])
-    assert "http://" not in html and "https://" not in html and "<script" not in html
+    assert not re.search(r"(src|href)=[\"']?(https?:|//)", html) and "<script" not in html  # nothing fetched from elsewhere
 
 
 # --- data ----------------------------------------------------------------------------------------------------------
 
 
 def test_split_is_stratified_seeded_and_disjoint(digit_folder):
-    from edgezoo.finetune.data import read_labelled, stratified_split
+    from edgezoo.transfer.data import read_labelled, stratified_split
 
     data = read_labelled(digit_folder, (8, 8, 1))
     first, again = stratified_split(data, 0.15, 0.15, 3), stratified_split(data, 0.15, 0.15, 3)
@@ -149,7 +154,7 @@ def test_split_is_stratified_seeded_and_disjoint(digit_folder):
 
 def test_npz_and_tfrecord_data_read_like_the_folder(tmp_path):
     from edgezoo import _tf
-    from edgezoo.finetune.data import read_labelled
+    from edgezoo.transfer.data import read_labelled
 
     pixels, labels = digit_pixels(30), digit_labels(30)
     np.savez(tmp_path / "d.npz", x=pixels, y=labels % 2)
@@ -195,7 +200,7 @@ def _bad_folder(root: Path, case: str) -> Path:
 ])
 def test_bad_folders_are_refused_with_what_to_do(tmp_path, case, message):
     from edgezoo.errors import CalibrationDataError
-    from edgezoo.finetune.data import read_labelled
+    from edgezoo.transfer.data import read_labelled
 
     with pytest.raises(CalibrationDataError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
         read_labelled(_bad_folder(tmp_path, case), (8, 8, 1))
@@ -204,7 +209,7 @@ def test_bad_folders_are_refused_with_what_to_do(tmp_path, case, message):
 
 def test_bad_npz_and_unreadable_files(tmp_path, digit_folder):
     from edgezoo.errors import CalibrationDataError
-    from edgezoo.finetune.data import read_labelled
+    from edgezoo.transfer.data import read_labelled
 
     np.savez(tmp_path / "no_y.npz", x=digit_pixels(10))
     with pytest.raises(CalibrationDataError, match="no array y"):
@@ -221,3 +226,16 @@ def test_bad_npz_and_unreadable_files(tmp_path, digit_folder):
     data = read_labelled(copy, (8, 8, 1))
     assert data.details["images_skipped"] == 2 and len(data) == COUNT
     assert any("skipped 2 unreadable or corrupt image(s)" in w and "low/broken.png" in w for w in data.warnings)
+
+
+# --- the command line ----------------------------------------------------------------------------------------------
+
+
+def test_cli_refuses_bad_data_with_exit_2(cli, tmp_path):
+    folder = _bad_folder(tmp_path, "tiny class")
+    result = cli("finetune", "digits-cnn", "--data", folder, "--out", tmp_path / "out", "--target", "phone")
+    assert result.returncode == 2, result.stderr
+    assert "class(es) 'small' (2) have too few examples to split" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("saved_model"))
+    qat = cli("finetune", "digits-cnn", "--data", folder, "--qat", "--target", "phone", "--out", tmp_path / "out")
+    assert qat.returncode == 2 and "--qat trains for full-integer (int8) targets" in qat.stderr

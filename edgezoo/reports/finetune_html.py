@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo.reports import plots
-from edgezoo.reports.html import _bytes, _page, _raw_json
+from edgezoo.reports.html import bytes_text, page, raw_json
 from edgezoo.reports.json_report import write_text
 
 THUMBNAIL_PIXELS = 96  # the longer side of a thumbnail (tiny images are enlarged, pixel by pixel)
@@ -42,9 +42,9 @@ def render(report: dict, test=None) -> str:
         _misclassified(report.get("misclassified", []), test),
         "<h2>Model and training</h2>",
         _settings(report),
-        _raw_json(report),
+        raw_json(report),
     ]
-    return _page(title, body)
+    return page(title, body)
 
 
 def _percent(value) -> str:
@@ -65,7 +65,7 @@ def _accuracy_table(rows: list[dict]) -> str:
         css = "ok" if parity in ("passed", "reference") else "bad"
         body.append(
             f"<tr><td>{escape(row['model'])}</td><td>{escape(row['runtime'])}</td><td>{escape(row.get('format') or '')}</td>"
-            f"<td>{escape(row.get('quantization') or '')}</td><td class=num>{_bytes(row.get('size_bytes'))}</td>"
+            f"<td>{escape(row.get('quantization') or '')}</td><td class=num>{bytes_text(row.get('size_bytes'))}</td>"
             f"<td class=num><b>{_percent(row['accuracy'])}</b> ({row['samples']})</td>"
             f"<td class=num>{_percent(row.get('agreement_with_float'))}</td><td class={css}>{escape(parity)}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"

@@ -14,8 +14,8 @@ from typing import Callable
 import numpy as np
 
 from edgezoo import _tf
-from edgezoo.finetune.backbone import Backbone
-from edgezoo.finetune.data import Splits, class_weights
+from edgezoo.transfer.backbone import Backbone
+from edgezoo.transfer.data import Splits, class_weights
 from edgezoo.zoo import Preprocessing
 
 INPUT_NAME = "image"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from edgezoo import _tf
 from edgezoo.errors import UsageError
-from edgezoo.finetune.train import INPUT_NAME, best_weights
+from edgezoo.transfer.train import INPUT_NAME, best_weights
 
 
 def flatten(model):
@@ -65,7 +65,7 @@ def quantize(model):
 def train_quantized(model, splits, options, training, report=None):
     """The quantisation-aware model trained on the training split; its epochs join the training history as phase 'qat'."""
     keras = _tf.tf_keras()
-    from edgezoo.finetune.data import class_weights
+    from edgezoo.transfer.data import class_weights
 
     quantized = quantize(model)
     quantized.compile(optimizer=keras.optimizers.Adam(options.tuning_learning_rate), loss="sparse_categorical_crossentropy",

@@ -16,12 +16,12 @@ import numpy as np
 from edgezoo.calibration import CalibrationSet
 from edgezoo.converter.base import Quantization
 from edgezoo.errors import EdgezooError, UsageError
-from edgezoo.finetune import accuracy
-from edgezoo.finetune.backbone import load_backbone
-from edgezoo.finetune.data import read_labelled, stratified_split
-from edgezoo.finetune.export import save, write_labels
-from edgezoo.finetune.options import FinetuneOptions
-from edgezoo.finetune.train import INPUT_NAME, OUTPUT_NAME, EpochReport, raw_preprocessing, train
+from edgezoo.transfer import accuracy
+from edgezoo.transfer.backbone import load_backbone
+from edgezoo.transfer.data import read_labelled, stratified_split
+from edgezoo.transfer.export import save, write_labels
+from edgezoo.transfer.options import FinetuneOptions
+from edgezoo.transfer.train import INPUT_NAME, OUTPUT_NAME, EpochReport, raw_preprocessing, train
 from edgezoo.output import OutputTree
 from edgezoo.pipeline import ConversionResult, Feedback, resolve_targets
 from edgezoo.reports.json_report import write_json
@@ -94,7 +94,7 @@ def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = 
             training = train(backbone, splits, options, on_epoch)
         quantized = None
         if qat_targets:
-            from edgezoo.finetune.qat import train_quantized
+            from edgezoo.transfer.qat import train_quantized
 
             with feedback.step(f"quantisation-aware training for {', '.join(qat_targets)}"):
                 quantized = train_quantized(training.model, splits, options, training, on_epoch)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgezoo import _tf
-from edgezoo.finetune.train import INPUT_NAME, OUTPUT_NAME
+from edgezoo.transfer.train import INPUT_NAME, OUTPUT_NAME
 from edgezoo.zoo import model_card
 
 
