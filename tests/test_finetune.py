@@ -239,3 +239,69 @@ def test_cli_refuses_bad_data_with_exit_2(cli, tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("saved_model"))
     qat = cli("finetune", "digits-cnn", "--data", folder, "--qat", "--target", "phone", "--out", tmp_path / "out")
     assert qat.returncode == 2 and "--qat trains for full-integer (int8) targets" in qat.stderr
+
+
+# --- backbones and the preprocessing inside the model -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["mobilenet_v2", "resnet", "densenet", "efficientnet"])
+def test_preprocessing_layers_do_what_the_family_expects(family):
+    """Raw pixels through the exported model's first layers equal the zoo's own preprocessing of those pixels (RGB to BGR
+    and the ImageNet mean for caffe, [-1, 1] for MobileNet, mean/std for torch, nothing for EfficientNet)."""
+    from edgezoo import _tf
+    from edgezoo.transfer.train import preprocessing_layers
+    from edgezoo.zoo.keras_apps import FAMILY_PREPROCESSING
+
+    keras = _tf.tf_keras()
+    preprocessing = FAMILY_PREPROCESSING[family]
+    raw = np.random.default_rng(0).integers(0, 256, (4, 5, 6, 3)).astype(np.float32)
+    x = inputs = keras.Input(shape=(5, 6, 3))
+    for layer in preprocessing_layers(preprocessing, 3):
+        x = layer(x)
+    got = keras.Model(inputs, x).predict(raw, verbose=0)
+    np.testing.assert_allclose(got, preprocessing.apply(raw), rtol=1e-5, atol=1e-4)
+
+
+def test_cut_at_a_named_layer_and_refusals(tmp_path):
+    from edgezoo.errors import UsageError
+    from edgezoo.transfer.backbone import load_backbone
+    from edgezoo.zoo import LoadOptions
+
+    cut = load_backbone("digits-cnn?features=conv2", LoadOptions())
+    assert cut.feature_size == 32 and cut.details["cut_at"] == "conv2" and cut.image_shape == (8, 8, 1)  # a feature map, pooled
+    assert load_backbone("digits-cnn", LoadOptions()).details["cut_at"] == "input of logits"
+    with pytest.raises(UsageError, match="has no layer 'nope'. Its layers: .*conv1"):
+        load_backbone("digits-cnn?features=nope", LoadOptions())
+    with pytest.raises(UsageError, match="cuts a local Keras model or a bundled one"):
+        load_backbone("keras:MobileNetV2?features=block_1", LoadOptions())
+
+
+def test_hub_feature_vector_module_is_a_frozen_backbone(tmp_path):
+    from edgezoo import _tf
+    from edgezoo.errors import UsageError
+    from edgezoo.transfer.backbone import load_backbone
+    from edgezoo.transfer.train import build_classifier, unfreeze_top
+    from edgezoo.zoo import LoadOptions
+
+    tf = _tf.tf()
+    kernel = np.random.default_rng(1).normal(size=(3, 3, 3, 6)).astype(np.float32)
+
+    class FeatureVector(tf.Module):
+        def __init__(self):
+            self.kernel = tf.Variable(kernel)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 16, 16, 3], tf.float32)])
+        def __call__(self, images):
+            return tf.reduce_mean(tf.nn.relu(tf.nn.conv2d(images, self.kernel, 1, "SAME")), axis=[1, 2])
+
+    tf.saved_model.save(FeatureVector(), str(tmp_path / "module"), signatures={})
+    backbone = load_backbone(f"hub:{tmp_path / 'module'}", LoadOptions())
+    assert backbone.kind == "hub" and backbone.feature_size == 6 and backbone.image_shape == (16, 16, 3)
+    assert backbone.preprocessing.scale == pytest.approx(1 / 255)  # TF Hub's [0, 1] convention
+    model, _, features = build_classifier(backbone, 3, 0.0, 0)
+    raw = np.random.default_rng(2).integers(0, 256, (2, 16, 16, 3)).astype(np.float32)
+    expected = tf.reduce_mean(tf.nn.relu(tf.nn.conv2d(raw / 255.0, kernel, 1, "SAME")), axis=[1, 2]).numpy()
+    np.testing.assert_allclose(features.predict(raw, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    assert model.predict(raw, verbose=0).shape == (2, 3)
+    with pytest.raises(UsageError, match="is used frozen"):
+        unfreeze_top(backbone, 2)
