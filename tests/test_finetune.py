@@ -237,8 +237,15 @@ def test_cli_refuses_bad_data_with_exit_2(cli, tmp_path):
     assert result.returncode == 2, result.stderr
     assert "class(es) 'small' (2) have too few examples to split" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("saved_model"))
-    qat = cli("finetune", "digits-cnn", "--data", folder, "--qat", "--target", "phone", "--out", tmp_path / "out")
-    assert qat.returncode == 2 and "--qat trains for full-integer (int8) targets" in qat.stderr
+
+
+def test_qat_without_an_int8_target_is_refused_before_any_work(tmp_path):
+    import edgezoo
+    from edgezoo.errors import UsageError
+
+    with pytest.raises(UsageError, match="--qat trains for full-integer \\(int8\\) targets, and none was given") as caught:
+        edgezoo.finetune("digits-cnn", data=tmp_path, qat=True, target="phone", out_dir=tmp_path / "out")
+    assert caught.value.exit_code == 2 and not (tmp_path / "out").exists()
 
 
 # --- backbones and the preprocessing inside the model -------------------------------------------------------------
@@ -305,3 +312,13 @@ def test_hub_feature_vector_module_is_a_frozen_backbone(tmp_path):
     assert model.predict(raw, verbose=0).shape == (2, 3)
     with pytest.raises(UsageError, match="is used frozen"):
         unfreeze_top(backbone, 2)
+
+
+def test_keras_application_is_built_without_its_top_and_pooled():
+    from edgezoo.transfer.backbone import load_backbone
+    from edgezoo.zoo import LoadOptions
+
+    backbone = load_backbone("keras:MobileNetV2?weights=none&alpha=0.35&input_size=32", LoadOptions(offline=True))
+    assert backbone.loaded.source == "keras:MobileNetV2?alpha=0.35&include_top=false&input_size=32x32&pooling=avg&weights=none"
+    assert backbone.image_shape == (32, 32, 3) and backbone.feature_size == 1280 and backbone.fine_tunable
+    assert backbone.preprocessing.offset == -1.0  # MobileNet's [-1, 1]

@@ -93,7 +93,7 @@ def summary_lines(result) -> list[str]:
             continue
         parity = f"  parity {row['status']}" if row.get("status") else ""
         lines.append(f"  {row['model']:<{width}}  {row['runtime']:<12} {100 * row['accuracy']:5.1f}% of {row['samples']}"
-                     f"  (agrees with float {100 * row['agreement_with_float']:.1f}%){parity}")
+                     f"  (agrees with its float model {100 * row['agreement_with_float']:.1f}%){parity}")
     if result.error is not None:
         lines.append(f"conversion stopped: {result.error}")
     lines.append(f"report: {result.output_dir / 'report.html'}")
