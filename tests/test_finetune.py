@@ -322,3 +322,24 @@ def test_keras_application_is_built_without_its_top_and_pooled():
     assert backbone.loaded.source == "keras:MobileNetV2?alpha=0.35&include_top=false&input_size=32x32&pooling=avg&weights=none"
     assert backbone.image_shape == (32, 32, 3) and backbone.feature_size == 1280 and backbone.fine_tunable
     assert backbone.preprocessing.offset == -1.0  # MobileNet's [-1, 1]
+
+
+def test_augmented_training_then_fine_tuning_the_top_layers(digit_folder):
+    """--augment trains through the augmentation on raw pixels; --fine-tune-layers 2 changes the top two backbone layers'
+    weights (at the lower learning rate) and leaves the others as the zoo gave them."""
+    from edgezoo.transfer import FinetuneOptions
+    from edgezoo.transfer.backbone import load_backbone
+    from edgezoo.transfer.data import read_labelled, stratified_split
+    from edgezoo.transfer.train import train
+    from edgezoo.zoo import LoadOptions
+
+    backbone = load_backbone("digits-cnn", LoadOptions())
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in backbone.model.layers if layer.weights}
+    splits = stratified_split(read_labelled(digit_folder, (8, 8, 1)), 0.15, 0.15, 0)
+    options = FinetuneOptions(data=digit_folder, epochs=1, augment=True, fine_tune_layers=2, fine_tune_epochs=1, learning_rate=0.01)
+    training = train(backbone, splits, options)
+    assert [row["phase"] for row in training.history] == ["head", "fine-tune"]
+    changed = {name for name, weights in before.items()
+               if any(not np.array_equal(w, now) for w, now in zip(weights, backbone.model.get_layer(name).get_weights()))}
+    assert changed == {"dense"}  # the top two layers after the cut: flatten (no weights) and dense
+    assert training.model.layers[-1].name == "probabilities" and training.model.output_shape == (None, 2)

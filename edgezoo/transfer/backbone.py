@@ -122,7 +122,8 @@ def _keras_model(loaded: LoadedModel):
         raise UsageError(
             f"finetune needs a Keras model as the feature extractor, and {loaded.source} is not one tf-keras can load "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Use keras:NAME, a hub: feature-vector "
-            "module, a .h5 file or a SavedModel written by tf-keras' model.save()."
+            "module, a .h5 file or a SavedModel written by tf-keras' model.save() (a Keras 3 .keras file loads in Keras 3 only: "
+            "save the model with tf-keras as .h5 to fine-tune on it)."
         ) from exc
     if not (isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)):
         raise UsageError(f"{loaded.source} loads as {type(model).__name__}, not as a Sequential or functional Keras model, so it "
