@@ -343,3 +343,22 @@ def test_augmented_training_then_fine_tuning_the_top_layers(digit_folder):
                if any(not np.array_equal(w, now) for w, now in zip(weights, backbone.model.get_layer(name).get_weights()))}
     assert changed == {"dense"}  # the top two layers after the cut: flatten (no weights) and dense
     assert training.model.layers[-1].name == "probabilities" and training.model.output_shape == (None, 2)
+
+
+def test_a_folder_of_real_photographs_is_read_as_rgb_at_the_backbone_size(tmp_path):
+    """JPEG crops of scikit-image's bundled photographs (a cat, a coffee cup), resized to the backbone's 32x32x3."""
+    import skimage.data
+    from PIL import Image
+
+    from edgezoo.transfer.data import read_labelled
+
+    for name, photo in (("cat", skimage.data.chelsea()), ("coffee", skimage.data.coffee())):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for index in range(3):
+            Image.fromarray(photo[index * 40 : index * 40 + 200, index * 50 : index * 50 + 200]).save(tmp_path / "photos" / name / f"{index}.jpg")
+    data = read_labelled(tmp_path / "photos", (32, 32, 3))
+    assert data.pixels.shape == (6, 32, 32, 3) and data.class_names == ("cat", "coffee") and data.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    with Image.open(tmp_path / "photos" / "coffee" / "2.jpg") as image:
+        expected = np.asarray(image.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR), np.float32)
+    np.testing.assert_array_equal(data.pixels[5], expected)
+    assert data.pixels.max() > 200  # raw pixels, not scaled
