@@ -362,3 +362,26 @@ def test_a_folder_of_real_photographs_is_read_as_rgb_at_the_backbone_size(tmp_pa
         expected = np.asarray(image.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR), np.float32)
     np.testing.assert_array_equal(data.pixels[5], expected)
     assert data.pixels.max() > 200  # raw pixels, not scaled
+
+
+def test_finetune_flags_reach_every_option_by_name():
+    import dataclasses
+
+    from edgezoo.cli import build_parser
+    from edgezoo.options import from_namespace
+    from edgezoo.transfer import FinetuneOptions
+
+    args = build_parser().parse_args([
+        "finetune", "digits-cnn", "--data", "d", "-t", "phone", "-t", "microcontroller", "--out", "o", "--name", "n",
+        "--features", "dense", "--epochs", "4", "--patience", "2", "--batch-size", "8", "--learning-rate", "0.01",
+        "--dropout", "0.3", "--augment", "--fine-tune-layers", "5", "--fine-tune-epochs", "6", "--fine-tune-learning-rate",
+        "0.0005", "--qat", "--qat-epochs", "2", "--validation-fraction", "0.2", "--test-fraction", "0.25", "--seed", "7",
+        "--image-resize", "area", "--image-feature", "img", "--label-feature", "cls", "--force", "--offline",
+        "--cache-dir", "c", "--mirror", "m", "--trust-model", "--calibration-samples", "50",
+    ])
+    options = from_namespace(FinetuneOptions, args)
+    changed = {f.name for f in dataclasses.fields(FinetuneOptions) if getattr(options, f.name) != f.default}
+    assert changed == {f.name for f in dataclasses.fields(FinetuneOptions)}  # every option has its flag
+    assert options.targets == ("phone", "microcontroller") and options.tuning_learning_rate == 0.0005
+    defaults = from_namespace(FinetuneOptions, build_parser().parse_args(["finetune", "digits-cnn", "--data", "d"]))
+    assert defaults == FinetuneOptions(data="d")

@@ -47,6 +47,8 @@ def add(subparsers) -> None:
     parser.add_argument("--image-resize", dest="image_resize", choices=("bilinear", "nearest", "bicubic", "area"), default=None)
     parser.add_argument("--image-feature", dest="image_feature", default=None, metavar="KEY", help="TFRecord image feature (default: image)")
     parser.add_argument("--label-feature", dest="label_feature", default=None, metavar="KEY", help="TFRecord label feature (default: label)")
+    parser.add_argument("--calibration-samples", dest="max_calibration_samples", **number,
+                        help="int8 targets: training images that calibrate the quantiser (a seeded sample; default: 500)")
     parser.add_argument("--force", action="store_true", help="replace existing output folders")
     zoo_access_flags(parser)
     common_flags(parser)

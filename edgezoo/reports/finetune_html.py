@@ -53,7 +53,7 @@ def _percent(value) -> str:
 
 def _accuracy_table(rows: list[dict]) -> str:
     head = ("<tr><th>model</th><th>runtime</th><th>format</th><th>quantisation</th><th>size</th><th>accuracy</th>"
-            "<th>agrees with float</th><th>parity</th></tr>")
+            "<th>agrees with its float model</th><th>parity</th></tr>")
     body = []
     for row in rows:
         if row.get("accuracy") is None:
