@@ -93,7 +93,7 @@ def summary_lines(result) -> list[str]:
         if row.get("accuracy") is None:
             lines.append(f"  {row['model']:<{width}}  {row.get('runtime') or '-':<12} not measured: {row.get('error') or row.get('status')}")
             continue
-        parity = f"  parity {row['status']}" if row.get("status") else ""
+        parity = f"  [{row['status']}]" if row.get("status") else ""
         lines.append(f"  {row['model']:<{width}}  {row['runtime']:<12} {100 * row['accuracy']:5.1f}% of {row['samples']}"
                      f"  (agrees with its float model {100 * row['agreement_with_float']:.1f}%){parity}")
     if result.error is not None:

@@ -66,6 +66,13 @@ def accuracy_table(float_scores: dict, conversion, test, input_name: str, output
     return rows
 
 
+def failed_rows(targets, error, label: str = "") -> list[dict]:
+    """Rows for targets whose conversion raised (a run of one target raises its error): what stopped them."""
+    return [{"model": f"{target}{label}", "target": target, "runtime": None, "accuracy": None, "error": str(error),
+             "status": {2: "bad input", 3: "refused"}.get(error.exit_code, "failed"), "variant": label.strip(" +") or None}
+            for target in targets]
+
+
 def _row(name, target, artifact, runtime, measured, float_predicted, **more) -> dict:
     row = {"model": name, "target": target, "runtime": runtime, "format": artifact.format, "quantization": artifact.quantization.value,
            "size_bytes": artifact.size_bytes, "accuracy": measured.get("accuracy"), "samples": measured["samples"], **more}

@@ -126,16 +126,22 @@ def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = 
             error = exc
     with feedback.step("measuring task accuracy on every runtime"):
         rows = accuracy.accuracy_table(float_scores, conversion, splits.test, INPUT_NAME, OUTPUT_NAME)
+    if error is not None:
+        rows += accuracy.failed_rows([p.name for p in profiles], error)
     qat_conversion = None
     if quantized is not None:
         qat_model = load(str(final / QAT_MODEL), options.load_options())
+        qat_error = None
         try:
             qat_conversion = convert_trained(qat_model, splits, options, feedback, qat_targets)
         except EdgezooError as exc:
+            qat_error = exc
             error = error or exc
         qat_scores = accuracy.scores(run_reference(qat_model, {INPUT_NAME: splits.test.pixels})[OUTPUT_NAME], splits.test.labels,
                                      data.class_names)
         rows += accuracy.accuracy_table(qat_scores, qat_conversion, splits.test, INPUT_NAME, OUTPUT_NAME, label=" + QAT")
+        if qat_error is not None:
+            rows += accuracy.failed_rows(qat_targets, qat_error, label=" + QAT")
     report = {"kind": "finetune", "model": model.to_json(), "backbone": backbone.to_json(), "training": record,
               "test": {k: v for k, v in float_scores.items() if k != "predicted"}, "accuracy": rows,
               "misclassified": accuracy.misclassified(float_scores, splits.test),
