@@ -385,3 +385,18 @@ def test_finetune_flags_reach_every_option_by_name():
     assert options.targets == ("phone", "microcontroller") and options.tuning_learning_rate == 0.0005
     defaults = from_namespace(FinetuneOptions, build_parser().parse_args(["finetune", "digits-cnn", "--data", "d"]))
     assert defaults == FinetuneOptions(data="d")
+
+
+def test_a_target_that_cannot_be_met_is_reported_in_the_table_and_the_exit_code(tmp_path, digit_folder):
+    """One target, refused (its flash budget is 1 KiB): the trained model is still published and the table says why."""
+    import edgezoo
+
+    (tmp_path / "tiny.toml").write_text('extends = "phone"\nmax_model_bytes = 1024\n')
+    result = edgezoo.finetune("digits-cnn", data=digit_folder, target=str(tmp_path / "tiny.toml"), out_dir=tmp_path / "out",
+                              epochs=1, seed=0)
+    assert result.exit_code == 3 and result.conversion is None
+    failed = result.accuracy[-1]
+    assert failed["accuracy"] is None and failed["status"] == "refused" and "flash budget of 1,024 bytes" in failed["error"]
+    assert (result.output_dir / "saved_model" / "saved_model.pb").is_file()
+    html = (result.output_dir / "report.html").read_text()
+    assert "flash budget of 1,024 bytes" in html and "The conversion stopped" in html
