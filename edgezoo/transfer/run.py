@@ -74,7 +74,7 @@ def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = 
                          "--target phone-int8 (or another profile with quantization = \"int8\").")
     with feedback.step(f"loading the feature extractor {source}"):
         backbone = load_backbone(source, options.load_options(feedback.progress), options.features)
-    name = options.name or f"{backbone.loaded.name}-finetuned"
+    name = options.name or f"{backbone.loaded.name.strip('.-_') or 'model'}-finetuned"
     tree = OutputTree(options.out_dir, name, options.force)
     for note in tree.check([FOLDER, *(p.name for p in profiles)]):
         feedback.warn(note)
