@@ -68,7 +68,7 @@ class FinetuneResult:
 def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = None, on_epoch: EpochReport | None = None) -> FinetuneResult:
     feedback = feedback or Feedback()
     profiles = resolve_targets(options.targets) if options.targets else []  # a bad target fails before any slow work
-    qat_targets = tuple(p.name for p in profiles if p.quantization is Quantization.INT8) if options.qat else ()
+    qat_targets = tuple(target_spec(p) for p in profiles if p.quantization is Quantization.INT8) if options.qat else ()
     if options.qat and not qat_targets:
         raise UsageError("--qat trains for full-integer (int8) targets, and none was given: add --target microcontroller or "
                          "--target phone-int8 (or another profile with quantization = \"int8\").")
@@ -80,7 +80,7 @@ def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = 
         feedback.warn(note)
     qat_tree = OutputTree(options.out_dir, f"{name}{QAT_SUFFIX}", options.force)
     if qat_targets:  # the quantisation-aware model's targets go to OUT/<name>-qat/: fail now, not after training
-        qat_tree.check(list(qat_targets))
+        qat_tree.check([p.name for p in profiles if target_spec(p) in qat_targets])
     try:
         with feedback.step(f"reading {options.data}"):
             data = read_labelled(options.data, backbone.image_shape, resize=options.image_resize,
@@ -96,7 +96,7 @@ def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = 
         if qat_targets:
             from edgezoo.transfer.qat import train_quantized
 
-            with feedback.step(f"quantisation-aware training for {', '.join(qat_targets)}"):
+            with feedback.step(f"quantisation-aware training for {', '.join(p.name for p in profiles if target_spec(p) in qat_targets)}"):
                 quantized = train_quantized(training.model, splits, options, training, on_epoch)
         record = training_record(backbone, data, splits, training, options)
         card = {"name": name, "task": "classification", "labels": list(data.class_names),
@@ -115,33 +115,13 @@ def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = 
         tree.discard_empty()
         qat_tree.discard_empty()
     model = load(str(final / "saved_model"), options.load_options())  # through the zoo, as any user of the folder would
-    with feedback.step(f"running the trained model on {sizes['test']} test images"):
-        float_scores = accuracy.scores(run_reference(model, {INPUT_NAME: splits.test.pixels})[OUTPUT_NAME], splits.test.labels,
-                                       data.class_names)
-    conversion, error = None, None
-    if profiles:
-        try:
-            conversion = convert_trained(model, splits, options, feedback)
-        except EdgezooError as exc:  # a run of one target raises its error: the report still says what was trained
-            error = exc
-    with feedback.step("measuring task accuracy on every runtime"):
-        rows = accuracy.accuracy_table(float_scores, conversion, splits.test, INPUT_NAME, OUTPUT_NAME)
-    if error is not None:
-        rows += accuracy.failed_rows([p.name for p in profiles], error)
+    float_scores, conversion, error, rows = convert_and_measure(model, splits, options, feedback, [target_spec(p) for p in profiles])
     qat_conversion = None
     if quantized is not None:
         qat_model = load(str(final / QAT_MODEL), options.load_options())
-        qat_error = None
-        try:
-            qat_conversion = convert_trained(qat_model, splits, options, feedback, qat_targets)
-        except EdgezooError as exc:
-            qat_error = exc
-            error = error or exc
-        qat_scores = accuracy.scores(run_reference(qat_model, {INPUT_NAME: splits.test.pixels})[OUTPUT_NAME], splits.test.labels,
-                                     data.class_names)
-        rows += accuracy.accuracy_table(qat_scores, qat_conversion, splits.test, INPUT_NAME, OUTPUT_NAME, label=" + QAT")
-        if qat_error is not None:
-            rows += accuracy.failed_rows(qat_targets, qat_error, label=" + QAT")
+        _, qat_conversion, qat_error, qat_rows = convert_and_measure(qat_model, splits, options, feedback, list(qat_targets), " + QAT")
+        rows += qat_rows
+        error = error or qat_error
     report = {"kind": "finetune", "model": model.to_json(), "backbone": backbone.to_json(), "training": record,
               "test": {k: v for k, v in float_scores.items() if k != "predicted"}, "accuracy": rows,
               "misclassified": accuracy.misclassified(float_scores, splits.test),
@@ -150,6 +130,36 @@ def finetune(source: str, options: FinetuneOptions, feedback: Feedback | None = 
                            "status": t.status} for c in (conversion, qat_conversion) if c is not None for t in c.targets]}
     write_report(final, report, splits.test)
     return FinetuneResult(model, final, report, conversion, qat_conversion, error)
+
+
+def target_spec(profile) -> str:
+    """How to name a resolved profile to convert: a built-in by its name, a user's profile by its file."""
+    from edgezoo.targets import builtin_profiles
+
+    builtin = builtin_profiles().get(profile.name)
+    return profile.name if profile.path is None or (builtin is not None and builtin.resolve() == Path(profile.path).resolve()) \
+        else str(profile.path)
+
+
+def convert_and_measure(model: LoadedModel, splits, options: FinetuneOptions, feedback, targets: list[str], label: str = ""):
+    """The model's test-split scores in TensorFlow, its conversion for `targets` (None and the error when it raised: a run
+    of one target raises its error), and the accuracy table's rows: the float model, then each target on its runtime."""
+    with feedback.step(f"running {model.name} on {len(splits.test)} test images"):
+        outputs = run_reference(model, {INPUT_NAME: splits.test.pixels})[OUTPUT_NAME]
+    float_scores = accuracy.scores(outputs, splits.test.labels, splits.test.class_names)
+    conversion, error = None, None
+    if targets:
+        try:
+            conversion = convert_trained(model, splits, options, feedback, tuple(targets))
+        except EdgezooError as exc:  # the report still says what was trained, and why the target has no artifact
+            error = exc
+    with feedback.step(f"measuring task accuracy of {model.name} on every runtime"):
+        rows = accuracy.accuracy_table(float_scores, conversion, splits.test, INPUT_NAME, OUTPUT_NAME, label)
+    if error is not None:
+        from edgezoo.targets import resolve_profile
+
+        rows += accuracy.failed_rows([resolve_profile(target).name for target in targets], error, label)
+    return float_scores, conversion, error, rows
 
 
 def calibration_set(splits, max_samples: int, seed: int) -> CalibrationSet:
