@@ -208,7 +208,7 @@ def _read_tfrecord(path: Path, image_shape, resize: str, image_feature: str, lab
     records, total = sample_records(path, CalibrationSettings(max_samples=1 << 30))  # every record, in file order
     if not records:
         raise CalibrationDataError(f"TFRecord file '{path}' holds no records.")
-    pixels, raw_labels, skipped, shapes = [], [], 0, set()
+    pixels, raw_labels, skipped = [], [], 0
     for number, raw in enumerate(records):
         try:
             features = tf.train.Example.FromString(raw).features.feature
@@ -227,19 +227,13 @@ def _read_tfrecord(path: Path, image_shape, resize: str, image_feature: str, lab
                 continue
         else:
             values = np.asarray(image.float_list.value or image.int64_list.value, np.float32)
-            shapes.add(values.size)
             if values.size != height * width * channels:
                 raise CalibrationDataError(
                     f"TFRecord file '{path}': record {number}'s feature '{image_feature}' holds {values.size} values, but the "
                     f"backbone takes {height}x{width}x{channels} = {height * width * channels}. Store encoded images (PNG, JPEG) "
                     "to have them resized, or raw pixels of that size.")
             pixels.append(values.reshape(image_shape))
-        label = features[label_feature]
-        raw_labels.append(label.int64_list.value[0] if label.WhichOneof("kind") == "int64_list" and label.int64_list.value
-                          else label.bytes_list.value[0] if label.WhichOneof("kind") == "bytes_list" and label.bytes_list.value
-                          else None)
-        if raw_labels[-1] is None:
-            raise CalibrationDataError(f"TFRecord file '{path}': record {number}'s feature '{label_feature}' holds no int64 or bytes label.")
+        raw_labels.append(_record_label(features[label_feature], f"TFRecord file '{path}': record {number}'s feature '{label_feature}'"))
     kinds = {type(v) for v in raw_labels}
     if len(kinds) > 1:
         raise CalibrationDataError(f"TFRecord file '{path}': labels mix integers and strings; use one kind.")
@@ -251,6 +245,15 @@ def _read_tfrecord(path: Path, image_shape, resize: str, image_feature: str, lab
                "features": {"image": image_feature, "label": label_feature}}
     return LabelledData(np.stack(pixels).astype(np.float32), labels, names, tuple(f"record {i}" for i in range(len(labels))),
                         details, tuple(warnings))
+
+
+def _record_label(feature, where: str):
+    """A record's one label: an int64 class index or a bytes class name."""
+    kind = feature.WhichOneof("kind")
+    values = feature.int64_list.value if kind == "int64_list" else feature.bytes_list.value if kind == "bytes_list" else ()
+    if len(values) != 1:
+        raise CalibrationDataError(f"{where} holds {len(values)} labels; give one int64 class index or one bytes class name per record.")
+    return values[0]
 
 
 # --- the split -------------------------------------------------------------------------------------
