@@ -120,6 +120,8 @@ def best_weights(patience: int, phase: str, epochs: int, history: list, best: di
 
 def train(backbone: Backbone, splits: Splits, options, report: EpochReport | None = None) -> Training:
     keras = _tf.tf_keras()
+    if options.fine_tune_layers:
+        check_fine_tunable(backbone, options.fine_tune_layers)  # before the head's training, not after it
     keras.utils.set_random_seed(options.seed)
     num_classes = len(splits.train.class_names)
     model, head, feature_model = build_classifier(backbone, num_classes, options.dropout, options.seed)
@@ -179,14 +181,8 @@ def fold_head(feature_model, head):
 def unfreeze_top(backbone: Backbone, count: int) -> list[str]:
     """The top `count` layers of the backbone made trainable, batch-norm layers excepted; returns their names."""
     keras = _tf.tf_keras()
-    from edgezoo.errors import UsageError
-
-    if not backbone.fine_tunable:
-        raise UsageError(f"--fine-tune-layers: the backbone {backbone.loaded.source} ({backbone.kind}) is used frozen; fine-tuning "
-                         "takes a Keras backbone (keras:NAME, a bundled model, a .h5 or tf-keras SavedModel).")
+    check_fine_tunable(backbone, count)
     layers = backbone.model.layers
-    if count > len(layers) - 1:
-        raise UsageError(f"--fine-tune-layers {count}: the backbone has {len(layers) - 1} layers after its input.")
     backbone.model.trainable = True
     unfrozen = []
     for index, layer in enumerate(layers):
@@ -195,3 +191,13 @@ def unfreeze_top(backbone: Backbone, count: int) -> list[str]:
         if layer.trainable and layer.weights:
             unfrozen.append(layer.name)
     return unfrozen
+
+
+def check_fine_tunable(backbone: Backbone, count: int) -> None:
+    from edgezoo.errors import UsageError
+
+    if not backbone.fine_tunable:
+        raise UsageError(f"--fine-tune-layers: the backbone {backbone.loaded.source} ({backbone.kind}) is used frozen; fine-tuning "
+                         "takes a Keras backbone (keras:NAME, a bundled model, a .h5 or tf-keras SavedModel).")
+    if count > len(backbone.model.layers) - 1:
+        raise UsageError(f"--fine-tune-layers {count}: the backbone has {len(backbone.model.layers) - 1} layers after its input.")
