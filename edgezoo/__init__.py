@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["convert", "load", "resolve_profile", "ConvertOptions", "EdgezooError"]
+__all__ = ["convert", "finetune", "load", "resolve_profile", "ConvertOptions", "FinetuneOptions", "EdgezooError"]
 
 from edgezoo.errors import EdgezooError
 
@@ -44,6 +44,23 @@ def convert(source, options=None, *, feedback=None, **option_fields):
     return run(source, options, feedback)
 
 
+def finetune(source, options=None, *, feedback=None, on_epoch=None, **option_fields):
+    """Train a classifier head on a zoo feature extractor with labelled data (`data=`), export it as a zoo source (raw
+    pixels in), convert it for `targets` and measure its task accuracy on every runtime; returns a FinetuneResult.
+
+    Give either a FinetuneOptions or its fields as keywords (`target=` is accepted for `targets=`).
+    """
+    from edgezoo.transfer import FinetuneOptions, finetune as run
+
+    if "target" in option_fields:
+        option_fields["targets"] = option_fields.pop("target")
+    if options is None:
+        options = FinetuneOptions(**option_fields)
+    elif option_fields:
+        raise TypeError("give either options= or option keywords, not both")
+    return run(source, options, feedback, on_epoch)
+
+
 def resolve_profile(name_or_path: str):
     from edgezoo.targets import resolve_profile as resolve
 
@@ -55,4 +72,8 @@ def __getattr__(name):
         from edgezoo.options import ConvertOptions
 
         return ConvertOptions
+    if name == "FinetuneOptions":
+        from edgezoo.transfer import FinetuneOptions
+
+        return FinetuneOptions
     raise AttributeError(name)

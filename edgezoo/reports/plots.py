@@ -147,3 +147,45 @@ def size_snr(series: list[tuple[str, list[dict]]], title: str, min_snr_db: float
     parts.append(_text(MARGIN_LEFT - 6, baseline, f"{y_low:.0f}", "end"))
     parts.append(_text(14, MARGIN_TOP + plot_h / 2, "worst SNR (dB)", "middle", rotate=True))
     return _svg(parts, height)
+
+
+CURVE_COLOURS = ("#3b6ea8", "#e67e22", "#1e8449", "#8e44ad")
+
+
+def line_chart(series: list[tuple[str, list[tuple[float, float]]]], title: str, x_label: str, y_label: str,
+               marks: list[tuple[float, str]] = ()) -> str:
+    """One line per (name, [(x, y)...]) series (learning curves), with dashed vertical marks at given x values."""
+    points = [p for _, ps in series for p in ps if p[1] is not None and math.isfinite(p[1])]
+    if not points:
+        return ""
+    plot_w, plot_h = WIDTH - MARGIN_LEFT - 16, HEIGHT - MARGIN_BOTTOM - MARGIN_TOP
+    x_low, x_high = min(p[0] for p in points), max(p[0] for p in points)
+    y_low, y_high = min(p[1] for p in points), max(p[1] for p in points)
+    x_high = x_high if x_high > x_low else x_low + 1
+    y_pad = (y_high - y_low) * 0.08 or max(abs(y_high) * 0.1, 0.05)
+    y_low, y_high = y_low - y_pad, y_high + y_pad
+    x = lambda v: MARGIN_LEFT + plot_w * (v - x_low) / (x_high - x_low)  # noqa: E731
+    y = lambda v: MARGIN_TOP + plot_h * (1 - (v - y_low) / (y_high - y_low))  # noqa: E731
+    baseline = MARGIN_TOP + plot_h
+    parts = [_frame(title), _line(MARGIN_LEFT, baseline, MARGIN_LEFT + plot_w, baseline), _line(MARGIN_LEFT, MARGIN_TOP, MARGIN_LEFT, baseline)]
+    for value, label in marks:
+        parts.append(_line(x(value), MARGIN_TOP, x(value), baseline, dash=True))
+        right = x(value) > MARGIN_LEFT + plot_w * 0.7  # near the right edge: the label goes left of the mark, below the legend
+        parts.append(_text(x(value) + (-3 if right else 3), baseline - 6, label, "end" if right else "start"))
+    legend = []
+    for number, (name, ps) in enumerate(series):
+        colour = CURVE_COLOURS[number % len(CURVE_COLOURS)]
+        drawn = [(x(px), y(py)) for px, py in ps if py is not None and math.isfinite(py)]
+        if len(drawn) > 1:
+            path = " ".join(f"{'M' if i == 0 else 'L'}{cx:.1f},{cy:.1f}" for i, (cx, cy) in enumerate(drawn))
+            parts.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        parts.extend(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="2.5" fill="{colour}"/>' for cx, cy in drawn)
+        legend.append(_text(WIDTH - 16, MARGIN_TOP + 12 + 14 * number, f"— {name}", "end", color=colour))
+    parts.extend(legend)
+    parts.append(_text(MARGIN_LEFT, baseline + 16, _number(x_low), "start"))
+    parts.append(_text(MARGIN_LEFT + plot_w, baseline + 16, _number(x_high), "end"))
+    parts.append(_text(MARGIN_LEFT + plot_w / 2, HEIGHT - 4, x_label, "middle"))
+    parts.append(_text(MARGIN_LEFT - 6, MARGIN_TOP + 4, _number(y_high), "end"))
+    parts.append(_text(MARGIN_LEFT - 6, baseline, _number(y_low), "end"))
+    parts.append(_text(14, MARGIN_TOP + plot_h / 2, y_label, "middle", rotate=True))
+    return _svg(parts, HEIGHT)

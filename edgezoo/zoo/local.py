@@ -15,7 +15,7 @@ from edgezoo import _tf
 from edgezoo._workspace import scratch_dir
 from edgezoo.errors import CorruptModelError, SourceNotFoundError, UsageError
 from edgezoo.paths import user_path
-from edgezoo.zoo import LoadOptions, register_source
+from edgezoo.zoo import LoadOptions, model_card, register_source
 from edgezoo.zoo.base import LoadedModel, looks_like_classifier, read_signature, sha256_of_path
 from edgezoo.zoo.safety import check_keras_config, check_saved_model, check_zip_member_size
 
@@ -105,7 +105,7 @@ def load_local(source: str, options: LoadOptions) -> LoadedModel:
             f"'{source}' is not a model edgezoo can load: expected a SavedModel folder, a .keras or a .h5 file."
         )
     inputs, outputs = read_signature(saved_model)
-    return LoadedModel(
+    return model_card.apply(LoadedModel(  # a model edgezoo made (finetune) names its labels and preprocessing
         name=name,
         source=str(path),
         saved_model_dir=saved_model,
@@ -113,7 +113,7 @@ def load_local(source: str, options: LoadOptions) -> LoadedModel:
         outputs=outputs,
         sha256=sha256_of_path(path),
         task="classification" if looks_like_classifier(outputs, saved_model) else None,
-    )
+    ))
 
 
 def _export_h5(path: Path, options: LoadOptions) -> Path:
