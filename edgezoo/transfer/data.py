@@ -185,6 +185,9 @@ def _read_npz(path: Path, image_shape, resize: str) -> LabelledData:
         raise CalibrationDataError(f"{where} has no array {' or '.join(missing)} (it has: {', '.join(sorted(arrays)) or 'none'}). "
                                    "Save the images as x and the labels as y: np.savez(path, x=images, y=labels).")
     x, y = arrays["x"], arrays["y"]
+    if x.ndim == 0 or y.ndim == 0:
+        raise CalibrationDataError(f"{where}: x and y must be arrays, x of images and y of one label per image; x has shape "
+                                   f"{x.shape} and y {y.shape}.")
     if len(x) != len(y.reshape(-1)):
         raise CalibrationDataError(f"{where}: x holds {len(x)} images but y holds {len(y.reshape(-1))} labels; give one label per image.")
     labels, names = _label_indices(y, where, arrays.get("class_names"))
