@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["convert", "load", "resolve_profile", "ConvertOptions", "EdgezooError"]
+__all__ = ["build", "convert", "load", "resolve_profile", "BuildOptions", "ConvertOptions", "EdgezooError"]
 
 from edgezoo.errors import EdgezooError
 
@@ -44,6 +44,20 @@ def convert(source, options=None, *, feedback=None, **option_fields):
     return run(source, options, feedback)
 
 
+def build(matrix, options=None, *, on_event=None, **option_fields):
+    """Build every cell of a matrix (a TOML path or an edgezoo.build.Matrix): models x targets x option variants, each
+    a job in a worker process; resumable (intact cells are skipped). Returns a BuildResult (`.exit_code`, `.cells`).
+
+    Give either a BuildOptions or its fields as keywords; on_event(dict) receives the progress events."""
+    from edgezoo.build import BuildOptions, build as run
+
+    if options is None:
+        options = BuildOptions(**option_fields)
+    elif option_fields:
+        raise TypeError("give either options= or option keywords, not both")
+    return run(matrix, options, on_event)
+
+
 def resolve_profile(name_or_path: str):
     from edgezoo.targets import resolve_profile as resolve
 
@@ -55,4 +69,8 @@ def __getattr__(name):
         from edgezoo.options import ConvertOptions
 
         return ConvertOptions
+    if name == "BuildOptions":
+        from edgezoo.build import BuildOptions
+
+        return BuildOptions
     raise AttributeError(name)

@@ -134,8 +134,18 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
     """Every target of the run is tried and reported: a target that fails (refused, converter or runtime failure, bad
     input that concerns only it) is recorded in the result and the run summary, and the other targets go on. A run of a
     single target raises that target's error (after writing the summary), as any function that cannot do what was asked."""
+    from edgezoo.jobs import runner as jobs
+
     feedback = feedback or Feedback()
     profiles = resolve_targets(options.targets)  # a bad target fails before any slow work
+    warm = jobs.warm_up(options, len(profiles))  # worker processes import TensorFlow while this one loads and prepares
+    try:
+        return _convert(source, options, feedback, profiles, warm)
+    finally:
+        jobs.release(warm)
+
+
+def _convert(source, options: ConvertOptions, feedback: Feedback, profiles, warm: list) -> ConversionResult:
     with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
         model = load(source, options.load_options(feedback.progress)) if isinstance(source, str) else source
     shapes = static_shape.shapes_for_data(model, profiles, options.input_shapes)  # a bad --input-shape fails before slow work
@@ -155,7 +165,7 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
             model = pruning.model  # every target converts the pruned model; parity is checked against it
         with feedback.step(f"running the original on {data.num_heldout} held-out inputs"):
             reference = run_reference(model, data.heldout)
-        results = run_targets(model, profiles, options, data, reference, tree, feedback, pruning)
+        results = run_targets(model, profiles, options, data, reference, tree, feedback, pruning, warm)
         try:
             _write_run_summary(model, results, tree, data)
         except OSError as exc:
@@ -167,13 +177,13 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
     return ConversionResult(model, results)
 
 
-def run_targets(model, profiles, options, data, reference, tree: OutputTree, feedback, pruning) -> tuple[TargetResult, ...]:
+def run_targets(model, profiles, options, data, reference, tree: OutputTree, feedback, pruning, warm=None) -> tuple[TargetResult, ...]:
     """The targets of a run: in this process for a single target, else as jobs in worker processes (edgezoo/jobs/)."""
     from edgezoo.jobs import runner
 
     if not runner.in_workers(options, len(profiles)):
         return tuple(_try_target(model, profile, options, data, reference, tree, feedback, pruning) for profile in profiles)
-    return runner.run_targets(model, profiles, options, data, reference, tree, feedback, pruning)
+    return runner.run_targets(model, profiles, options, data, reference, tree, feedback, pruning, warm)
 
 
 def _try_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback, pruning,

@@ -52,5 +52,10 @@ def executor_for(name: str):
     return importlib.import_module(EXECUTOR_MODULES[name])
 
 
-def run_jobs(executor: str, jobs: list[Job], settings: ExecutorSettings, on_event: OnEvent | None = None) -> list[JobOutcome]:
-    return executor_for(executor).run(jobs, settings, on_event or (lambda kind, job, outcome: None))
+def run_jobs(executor: str, jobs: list[Job], settings: ExecutorSettings, on_event: OnEvent | None = None,
+             warm: list | None = None) -> list[JobOutcome]:
+    """warm: local workers started ahead (local.start_workers); other executors start their own."""
+    on_event = on_event or (lambda kind, job, outcome: None)
+    if executor == "local":
+        return executor_for(executor).run(jobs, settings, on_event, warm)
+    return executor_for(executor).run(jobs, settings, on_event)

@@ -38,11 +38,26 @@ class _Running:
     timed_out: bool = False
 
 
-def run(jobs: list[Job], settings, on_event) -> list[JobOutcome]:
+def start_workers(count: int, settings) -> list[tuple[subprocess.Popen, Path]]:
+    """Workers started before their jobs are known: they import TensorFlow while the parent loads and prepares the
+    model. Give them to run(); release() ends those it did not use."""
+    folder = _workspace.scratch_dir("workers-")
+    return [_start_worker(folder, settings) for _ in range(count)]
+
+
+def release(idle: list[tuple[subprocess.Popen, Path]]) -> None:
+    while idle:
+        process, _ = idle.pop()
+        with contextlib.suppress(OSError):
+            process.stdin.close()  # no job for it: it exits
+        _reap(process)
+
+
+def run(jobs: list[Job], settings, on_event, warm: list | None = None) -> list[JobOutcome]:
     folder = _workspace.scratch_dir("jobs-")
     pending = collections.deque(enumerate(jobs))
     running: dict[int, _Running] = {}
-    idle: list[tuple[subprocess.Popen, Path]] = []
+    idle: list[tuple[subprocess.Popen, Path]] = warm if warm is not None else []
     outcomes: dict[int, JobOutcome] = {}
     try:
         while pending or running:
@@ -51,8 +66,8 @@ def run(jobs: list[Job], settings, on_event) -> list[JobOutcome]:
                 process, log_path = idle.pop() if idle else _start_worker(folder, settings)
                 running[index] = _hand_over(job, index, process, log_path, folder)
                 on_event("started", job, None)
-            while len(idle) < min(settings.jobs - len(running), len(pending)):
-                idle.append(_start_worker(folder, settings))  # warm: it imports TensorFlow while the others run
+            while len(idle) < min(settings.jobs, len(pending)):
+                idle.append(_start_worker(folder, settings))  # warm: it imports TensorFlow while the running jobs work
             for index, entry in list(running.items()):
                 if entry.process.poll() is None:
                     if settings.timeout is not None and time.monotonic() - entry.started > settings.timeout and not entry.timed_out:
@@ -73,10 +88,7 @@ def run(jobs: list[Job], settings, on_event) -> list[JobOutcome]:
             _remove_stale(entry.job)
         raise
     finally:
-        for process, _ in idle:
-            with contextlib.suppress(OSError):
-                process.stdin.close()  # no job for it: it exits
-            _reap(process)
+        release(idle)
     return [outcomes[index] for index in range(len(jobs))]
 
 
