@@ -3,6 +3,7 @@ that the parent prepared once."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from edgezoo import _tf, _workspace
@@ -47,6 +48,7 @@ def run_targets(model, profiles, options, data, reference, tree, feedback, pruni
     converted = pruning.model if pruning is not None else model
     dirs = tuple(dict.fromkeys(m.saved_model_dir for m in (model, converted, getattr(pruning, "original", None)) if m is not None))
     expected = memory.expected_peak(converted.saved_model_dir)
+    options = dataclasses.replace(options, calibration=None)  # the data is prepared already (and an iterable does not pickle)
     jobs = [Job(name=f"{tree.model_dir.name}/{profile.name}", folder=profile.name, profile=profile, options=options,
                 prepared=prepared_path, out_dir=options.out_dir, model_name=model.name, force=options.force, expected_peak=expected,
                 saved_model_dirs=dirs)
