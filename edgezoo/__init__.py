@@ -45,11 +45,11 @@ def convert(source, options=None, *, feedback=None, **option_fields):
 
 
 def build(matrix, options=None, *, on_event=None, **option_fields):
-    """Build every cell of a matrix (a TOML path or an edgezoo.build.Matrix): models x targets x option variants, each
+    """Build every cell of a matrix (a TOML path or an edgezoo.matrix.Matrix): models x targets x option variants, each
     a job in a worker process; resumable (intact cells are skipped). Returns a BuildResult (`.exit_code`, `.cells`).
 
     Give either a BuildOptions or its fields as keywords; on_event(dict) receives the progress events."""
-    from edgezoo.build import BuildOptions, build as run
+    from edgezoo.matrix import BuildOptions, build as run
 
     if options is None:
         options = BuildOptions(**option_fields)
@@ -70,7 +70,7 @@ def __getattr__(name):
 
         return ConvertOptions
     if name == "BuildOptions":
-        from edgezoo.build import BuildOptions
+        from edgezoo.matrix import BuildOptions
 
         return BuildOptions
     raise AttributeError(name)

@@ -86,14 +86,18 @@ def read_key(folder: Path) -> str | None:
 
 
 def _test_hook(job) -> None:
-    """Tests only (EDGEZOO_TEST_JOB_FAULT=FOLDER:abort|hang): make the job of that target folder abort or hang, as a
-    converter that calls abort() or never returns would. Unset in every normal run."""
-    fault = os.environ.get("EDGEZOO_TEST_JOB_FAULT", "")
-    folder, _, kind = fault.partition(":")
-    if folder and folder == job.folder:
+    """Tests only: EDGEZOO_TEST_JOB_FAULT="FOLDER:abort,FOLDER:hang" makes the job of that target folder abort, as a
+    converter that calls abort() would, or hang, writing its pid to $EDGEZOO_TEST_JOB_PIDS/FOLDER.pid first (for a test
+    that kills it mid-run). Unset in every normal run."""
+    for fault in filter(None, os.environ.get("EDGEZOO_TEST_JOB_FAULT", "").split(",")):
+        folder, _, kind = fault.partition(":")
+        if folder != job.folder:
+            continue
         if kind == "abort":
             os.abort()
         if kind == "hang":
+            if os.environ.get("EDGEZOO_TEST_JOB_PIDS"):
+                (Path(os.environ["EDGEZOO_TEST_JOB_PIDS"]) / f"{folder}.pid").write_text(str(os.getpid()))
             time.sleep(3600)
 
 
