@@ -140,6 +140,9 @@ def _add_convert(subparsers) -> None:
     parser.add_argument("--input-shape", dest="input_shapes", action="append", metavar="NAME=D0,D1,...",
                         help="fix an input's shape before conversion, batch first (e.g. image=1,48,64,3; just 1,48,64,3 for a "
                         "model with one input); repeatable, overrides the profile's input_shapes")
+    from edgezoo.cli_build import add_job_flags
+
+    add_job_flags(parser)
     _zoo_access(parser)
     _common(parser)
     parser.set_defaults(handler=_run_convert)
@@ -457,7 +460,13 @@ def _run_targets_show(args, console: Console) -> int:
 
 # --- entry point -------------------------------------------------------------------------------
 
-COMMANDS = (_add_convert, _add_validate, _add_bench, _add_inspect, _add_zoo, _add_targets)
+def _add_build(subparsers) -> None:
+    from edgezoo.cli_build import add_build
+
+    add_build(subparsers, _common)
+
+
+COMMANDS = (_add_convert, _add_build, _add_validate, _add_bench, _add_inspect, _add_zoo, _add_targets)
 
 
 def build_parser() -> argparse.ArgumentParser:
