@@ -39,9 +39,11 @@ quantize = "int8"
 [[models]]
 source = "digits-cnn"
 [[models]]
-source = "{repo}/tests/corpus/shapes-cnn"
+source = "{repo}/tests/corpus/shapes-cnn/saved_model"
+calibration = "{repo}/tests/corpus/shapes-cnn/data.npz"
 [[models]]
-source = "{repo}/tests/corpus/tiny-mobilenet"
+source = "{repo}/tests/corpus/tiny-mobilenet/saved_model"
+calibration = "{repo}/tests/corpus/tiny-mobilenet/data.npz"
 """
 FAULT_CELL = "onnx-int8"  # the cell of the first model made to abort in the resumed pair
 

@@ -179,7 +179,7 @@ def _prepare_model(entry: ModelEntry, matrix: Matrix, options: BuildOptions, out
         for variant in entry.variants:
             for target, profile in profiles.items():
                 folder = profile.name if variant == DEFAULT_VARIANT else f"{profile.name}-{variant}"
-                mine.append(Cell(entry.name or "", entry.source, target, variant, folder))
+                mine.append(Cell(entry.name or safe_name(entry.source), entry.source, target, variant, folder))
         base = options.convert_options(targets=("phone",), calibration=entry.calibration, trust_model=entry.trust_model, out_dir=out_dir)
         model = load(entry.source, base.load_options())
     except EdgezooError as exc:
