@@ -169,8 +169,7 @@ def _settings(options: BuildOptions, count: int):
 
 def _prepare_model(entry: ModelEntry, matrix: Matrix, options: BuildOptions, out_dir: Path, cells: list, jobs: list, on_event) -> None:
     """Load the model once, then per group of cells that share data options: keys, skips, reference, jobs."""
-    from edgezoo.pipeline import prepare_data, resolve_targets
-    from edgezoo.targets import static_shape
+    from edgezoo.pipeline import resolve_targets
     from edgezoo.zoo import load
 
     mine: list[Cell] = []
@@ -182,7 +181,8 @@ def _prepare_model(entry: ModelEntry, matrix: Matrix, options: BuildOptions, out
                 mine.append(Cell(entry.name or safe_name(entry.source), entry.source, target, variant, folder))
         base = options.convert_options(targets=("phone",), calibration=entry.calibration, trust_model=entry.trust_model, out_dir=out_dir)
         model = load(entry.source, base.load_options())
-    except EdgezooError as exc:
+    except Exception as exc:  # this model's cells fail; the other models go on
+        exc = _as_error(exc, f"{entry.where}: loading the model")
         _fail_all(mine or [Cell(entry.name or safe_name(entry.source), entry.source, t, v, t) for v in entry.variants for t in entry.targets],
                   exc, entry, cells)
         return
@@ -201,8 +201,8 @@ def _prepare_model(entry: ModelEntry, matrix: Matrix, options: BuildOptions, out
     for group_options, members in groups.items():
         try:
             _prepare_group(model, name, group_options, members, profiles, entry, options, out_dir, jobs, on_event)
-        except EdgezooError as exc:
-            _fail_all([cell for cell, _ in members if cell.state == "pending"], exc, entry, [])
+        except Exception as exc:  # bad data, the original failing on it...: these cells fail, the others go on
+            _fail_all([cell for cell, _ in members if cell.state == "pending"], _as_error(exc, f"{entry.where}: preparing the data"), entry, [])
         cells.extend(cell for cell, _ in members)
 
 
@@ -241,6 +241,17 @@ def _prepare_group(model, name, group_options, members, profiles, entry, options
         job = Job(name=cell.name, folder=cell.folder, profile=profiles[cell.target], options=cell_options, prepared=prepared,
                   out_dir=out_dir, model_name=name, force=True, expected_peak=expected, key=cell.key, saved_model_dirs=dirs)
         jobs.append((job, cell))
+
+
+def _as_error(exc: Exception, what: str) -> EdgezooError:
+    """An EdgezooError as it is; anything else (an unwrapped third-party failure) as a ConversionError that says where."""
+    if isinstance(exc, EdgezooError):
+        return exc
+    from edgezoo.errors import ConversionError
+
+    error = ConversionError(f"{what} failed unexpectedly: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def _fail_all(cells: list[Cell], exc: Exception, entry: ModelEntry, into: list) -> None:
