@@ -205,3 +205,13 @@ def test_ray_gives_the_local_outputs_and_reports_an_abort_and_a_kill(ray_cluster
     assert {c.worker for c in result.cells if c.state == "built"}.isdisjoint({f"pid {os.getpid()}"})
     assert _staging(tmp_path / "out") == [] and not (tmp_path / "out" / "digits-cnn" / "browser").exists()
     assert keys.intact(tmp_path / "out" / "digits-cnn" / "phone", next(c.key for c in result.cells if c.folder == "phone"))
+
+
+def test_job_options_are_checked_before_any_work():
+    from edgezoo.jobs.memory import parse_size
+
+    assert parse_size("8G") == 8 << 30 and parse_size("512M") == 512 << 20 and parse_size("1.5GiB") == 3 << 29
+    for bad, message in (({"jobs": 0}, "--jobs takes a number of jobs of at least 1"), ({"max_memory": "lots"}, "--max-memory takes a size"),
+                         ({"job_timeout": -1}, "--job-timeout takes a number of seconds"), ({"executor": "slurm"}, "unknown executor 'slurm'; known: local, ray")):
+        with pytest.raises(UsageError, match=message):
+            edgezoo.ConvertOptions(**bad)
