@@ -286,7 +286,7 @@ def _event_fields(cell: Cell) -> dict:
 
 def _write_model_summaries(cells: list[Cell], out_dir: Path) -> None:
     """OUT/<model>/report.json and report.html: the model's cells side by side, as convert writes them."""
-    from edgezoo.reports.html import write_summary_html
+    from edgezoo.reports.summary_page import write_summary_html
     from edgezoo.reports.json_report import run_summary, write_json
 
     by_model: dict[str, list[Cell]] = {}
