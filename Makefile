@@ -61,6 +61,7 @@ fuzz: install
 # Figures for the README: edgezoo against the usual way, side by side in one run (about 20 minutes).
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/jobs.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -39,13 +39,15 @@ quantize = "int8"
 [[models]]
 source = "digits-cnn"
 [[models]]
+name = "shapes-cnn"
 source = "{repo}/tests/corpus/shapes-cnn/saved_model"
 calibration = "{repo}/tests/corpus/shapes-cnn/data.npz"
 [[models]]
+name = "tiny-mobilenet"
 source = "{repo}/tests/corpus/tiny-mobilenet/saved_model"
 calibration = "{repo}/tests/corpus/tiny-mobilenet/data.npz"
 """
-FAULT_CELL = "onnx-int8"  # the cell of the first model made to abort in the resumed pair
+FAULT_CELL = "digits-cnn/onnx-int8"  # the one cell made to abort (test hook) in the first run of the resumed pair
 
 
 def bench_runner_vs_tools(name: str, spec: dict, out: Path) -> dict:
@@ -183,7 +185,19 @@ def main() -> None:
             path.write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (HERE / "results-jobs.md").write_text(table)
+    update_readme(table)
     print(table)
+
+
+def update_readme(table: str) -> None:
+    """README's job-runner table, between its own markers (bench/run.py keeps the ones of its table)."""
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench-jobs:start -->", "<!-- bench-jobs:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        readme.write_text(f"{head}{start}\n{table}{end}{tail}")
 
 
 if __name__ == "__main__":

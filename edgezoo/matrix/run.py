@@ -112,8 +112,9 @@ def build(matrix: Matrix | str | Path, options: BuildOptions | None = None, on_e
     jobs: list[tuple[Job, Cell]] = []
     warm: list = []  # local workers, started once there is work: they import TensorFlow while the next models are prepared
     try:
+        taken: dict[str, str] = {}  # model folder -> the matrix entry that writes it
         for entry in matrix.models:
-            _prepare_model(entry, matrix, options, out_dir, cells, jobs, on_event)
+            _prepare_model(entry, matrix, options, out_dir, cells, jobs, on_event, taken)
             if jobs and not warm and options.executor == "local":
                 from edgezoo.jobs import local
 
@@ -167,7 +168,8 @@ def _settings(options: BuildOptions, count: int):
     return settings_for(options.convert_options(targets=("phone",)), count)
 
 
-def _prepare_model(entry: ModelEntry, matrix: Matrix, options: BuildOptions, out_dir: Path, cells: list, jobs: list, on_event) -> None:
+def _prepare_model(entry: ModelEntry, matrix: Matrix, options: BuildOptions, out_dir: Path, cells: list, jobs: list, on_event,
+                   taken: dict[str, str]) -> None:
     """Load the model once, then per group of cells that share data options: keys, skips, reference, jobs."""
     from edgezoo.pipeline import resolve_targets
     from edgezoo.zoo import load
@@ -189,6 +191,11 @@ def _prepare_model(entry: ModelEntry, matrix: Matrix, options: BuildOptions, out
     name = entry.name or safe_name(model.name)
     for cell in mine:
         cell.model = name
+    if name in taken:
+        _fail_all(mine, UsageError(f"{entry.where} and {taken[name]} would both write to {out_dir / name}/; give one of them "
+                                   f"name = \"...\" in the matrix."), entry, cells)
+        return
+    taken[name] = entry.where
     groups: dict = {}
     for cell in mine:
         try:
