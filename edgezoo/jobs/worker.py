@@ -86,10 +86,9 @@ def read_key(folder: Path) -> str | None:
 
 
 def _test_hook(job) -> None:
-    """Tests only: EDGEZOO_TEST_JOB_FAULT="FOLDER:abort,MODEL/FOLDER:hang" makes the job of that target folder (of any
-    model, or of one) abort, as a
-    converter that calls abort() would, or hang, writing its pid to $EDGEZOO_TEST_JOB_PIDS/FOLDER.pid first (for a test
-    that kills it mid-run). Unset in every normal run."""
+    """Tests only: EDGEZOO_TEST_JOB_FAULT="FOLDER:abort,MODEL/FOLDER:hang" makes the job of that target folder (of every
+    model, or of one model) abort, as a converter that calls abort() would, or hang, writing its pid to
+    $EDGEZOO_TEST_JOB_PIDS/FOLDER.pid first (for a test that kills it mid-run). Unset in every normal run."""
     for fault in filter(None, os.environ.get("EDGEZOO_TEST_JOB_FAULT", "").split(",")):
         folder, _, kind = fault.partition(":")
         if folder not in (job.folder, job.name):  # a target folder of any model, or one cell: MODEL/FOLDER
