@@ -180,6 +180,10 @@ def _prepare_model(entry: ModelEntry, matrix: Matrix, options: BuildOptions, out
         for variant in entry.variants:
             for target, profile in profiles.items():
                 folder = profile.name if variant == DEFAULT_VARIANT else f"{profile.name}-{variant}"
+                clash = next((c for c in mine if c.folder == folder), None)
+                if clash is not None:
+                    raise UsageError(f"{entry.where}: target '{target}' variant '{variant}' and target '{clash.target}' variant "
+                                     f"'{clash.variant}' would both write to the folder {folder}/; rename a profile or a variant.")
                 mine.append(Cell(entry.name or safe_name(entry.source), entry.source, target, variant, folder))
         base = options.convert_options(targets=("phone",), calibration=entry.calibration, trust_model=entry.trust_model, out_dir=out_dir)
         model = load(entry.source, base.load_options())
