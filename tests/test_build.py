@@ -22,7 +22,7 @@ from edgezoo.errors import ConversionError, UsageError
 from edgezoo.reports.json_report import BUILD_REPORT_KIND, schema_for
 from tests.conftest import REPO
 
-MATRIX = 'targets = ["phone", "onnx", "microcontroller"]\n[[models]]\nsource = "digits-cnn"\n'
+MATRIX = 'targets = ["phone", "microcontroller"]\n[[models]]\nsource = "digits-cnn"\n'
 
 
 def _artifact_digests(out: Path, cell: str) -> dict:
@@ -42,7 +42,7 @@ def matrix_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_build(matrix_file):
-    """Three cells on two local workers; the microcontroller's job aborts (the test hook calls os.abort() in its worker)."""
+    """Two cells on two local workers; the microcontroller's job aborts (the test hook calls os.abort() in its worker)."""
     events = []
     os.environ["EDGEZOO_TEST_JOB_FAULT"] = "microcontroller:abort"
     try:
@@ -56,16 +56,15 @@ def test_an_aborting_job_is_a_reported_failure_and_the_others_finish(local_build
     result, events = local_build
     out = matrix_file.parent / "out"
     state = {c.folder: (c.state, c.status, c.exit_code) for c in result.cells}
-    assert state == {"phone": ("built", "passed", 0), "onnx": ("built", "passed", 0), "microcontroller": ("failed", "failed", 4)}
+    assert state == {"phone": ("built", "passed", 0), "microcontroller": ("failed", "failed", 4)}
     failed = next(c for c in result.cells if c.folder == "microcontroller")
     assert "SIGABRT" in failed.error and "abort()" in failed.error
     assert result.exit_code == 4 and (out / "digits-cnn" / "phone" / "model.tflite").is_file()
     assert not (out / "digits-cnn" / "microcontroller").exists() and _staging(out) == []  # the dead worker's staging removed
-    workers = {c.worker for c in result.cells if c.state == "built"}
-    assert len(workers) == 2 and all(w.startswith("pid ") and w != f"pid {os.getpid()}" for w in workers)  # a process per job
+    phone = next(c for c in result.cells if c.folder == "phone")
+    assert phone.worker.startswith("pid ") and phone.worker != f"pid {os.getpid()}"  # a worker process, not this one
     assert [e["event"] for e in events][:1] == ["build_started"] and events[-1]["event"] == "build_finished"
-    assert sorted(e["cell"] for e in events if e["event"] == "job_finished") == ["digits-cnn/microcontroller", "digits-cnn/onnx",
-                                                                                  "digits-cnn/phone"]
+    assert sorted(e["cell"] for e in events if e["event"] == "job_finished") == ["digits-cnn/microcontroller", "digits-cnn/phone"]
 
 
 def test_the_build_report_lists_every_cell_against_its_schema(local_build, matrix_file):
@@ -73,7 +72,7 @@ def test_the_build_report_lists_every_cell_against_its_schema(local_build, matri
     report = json.loads((out / "build-report.json").read_text())
     jsonschema.validate(report, schema_for(BUILD_REPORT_KIND))
     rows = {row["folder"]: row for row in report["cells"]}
-    assert report["counts"] == {"built": 2, "skipped": 0, "failed": 1, "not_run": 0, "total": 3} and report["exit_code"] == 4
+    assert report["counts"] == {"built": 1, "skipped": 0, "failed": 1, "not_run": 0, "total": 2} and report["exit_code"] == 4
     phone = rows["digits-cnn/phone"]
     assert phone["passed"] and phone["size_bytes"] == (out / "digits-cnn" / "phone" / "model.tflite").stat().st_size
     assert phone["min_snr_db"] > 40 and phone["top1_agreement"] == 1.0 and phone["peak_rss_bytes"] > 100 << 20
@@ -81,7 +80,7 @@ def test_the_build_report_lists_every_cell_against_its_schema(local_build, matri
     html = (out / "build-report.html").read_text()
     assert "SIGABRT" in html and "data-col=" in html and "addEventListener('click'" in html  # failures with reason, sortable
     summary = json.loads((out / "digits-cnn" / "report.json").read_text())  # the model's run summary, as convert writes it
-    assert {r["target"]: r["status"] for r in summary["targets"]} == {"phone": "passed", "onnx": "passed", "microcontroller": "failed"}
+    assert {r["target"]: r["status"] for r in summary["targets"]} == {"phone": "passed", "microcontroller": "failed"}
 
 
 def test_a_cell_whose_files_changed_is_no_longer_intact(local_build, matrix_file):
@@ -99,11 +98,11 @@ def test_a_cell_whose_files_changed_is_no_longer_intact(local_build, matrix_file
 
 
 def test_a_rerun_skips_intact_cells_redoes_the_failed_one_and_an_interrupt_leaves_no_partial_cell(local_build, matrix_file):
-    """The CLI with --json: phone and onnx are skipped, the failed microcontroller cell is redone; it hangs (test hook)
+    """The CLI with --json: phone is skipped, the failed microcontroller cell is redone; it hangs (test hook)
     and SIGTERM arrives while it runs: exit 143, the finished cells intact, nothing of the hanging one published."""
     result, _ = local_build
     out = matrix_file.parent / "out"
-    before = {cell: _artifact_digests(out, f"digits-cnn/{cell}") for cell in ("phone", "onnx")}
+    before = _artifact_digests(out, "digits-cnn/phone")
     env = {**os.environ, "EDGEZOO_TEST_JOB_FAULT": "microcontroller:hang", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "edgezoo", "build", str(matrix_file), "--json", "--jobs", "2"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -120,15 +119,13 @@ def test_a_rerun_skips_intact_cells_redoes_the_failed_one_and_an_interrupt_leave
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 143, stderr[-2000:]
-    assert sorted(e["cell"] for e in events if e["event"] == "cell_skipped") == ["digits-cnn/onnx", "digits-cnn/phone"]
+    assert [e["cell"] for e in events if e["event"] == "cell_skipped"] == ["digits-cnn/phone"]
     assert [e["cell"] for e in events if e["event"] == "job_started"] == ["digits-cnn/microcontroller"]
-    assert {cell: _artifact_digests(out, f"digits-cnn/{cell}") for cell in ("phone", "onnx")} == before
-    keys_now = {c.folder: c.key for c in result.cells}
-    assert all(keys.intact(out / "digits-cnn" / cell, keys_now[cell]) for cell in ("phone", "onnx"))
+    assert _artifact_digests(out, "digits-cnn/phone") == before
+    assert keys.intact(out / "digits-cnn" / "phone", next(c.key for c in result.cells if c.folder == "phone"))
     assert not (out / "digits-cnn" / "microcontroller").exists() and _staging(out) == []
     report = json.loads((out / "build-report.json").read_text())
-    assert {r["folder"]: r["state"] for r in report["cells"]} == {"digits-cnn/phone": "skipped", "digits-cnn/onnx": "skipped",
-                                                                  "digits-cnn/microcontroller": "not run"}
+    assert {r["folder"]: r["state"] for r in report["cells"]} == {"digits-cnn/phone": "skipped", "digits-cnn/microcontroller": "not run"}
 
 
 def test_a_job_past_its_timeout_is_stopped_and_reported(tmp_path, digits, monkeypatch):
@@ -168,7 +165,7 @@ def ray_cluster():
 
 
 def test_ray_gives_the_local_outputs_and_reports_an_abort_and_a_kill(ray_cluster, local_build, matrix_file, tmp_path):
-    """The same matrix on Ray plus a fourth cell: phone and onnx byte-identical to the local executor's; the
+    """The same matrix on Ray plus a browser cell: phone byte-identical to the local executor's; the
     microcontroller's actor aborts; the browser's hangs and is killed mid-run from outside (SIGKILL on its process)."""
     pids = tmp_path / "pids"
     pids.mkdir()
@@ -195,10 +192,9 @@ def test_ray_gives_the_local_outputs_and_reports_an_abort_and_a_kill(ray_cluster
             del os.environ[name]
     killer.join(5)
     state = {c.folder: (c.state, c.exit_code) for c in result.cells}
-    assert state == {"phone": ("built", 0), "onnx": ("built", 0), "microcontroller": ("failed", 4), "browser": ("failed", 4)}
+    assert state == {"phone": ("built", 0), "microcontroller": ("failed", 4), "browser": ("failed", 4)}
     assert killed, "the browser job never started hanging"
-    for cell in ("phone", "onnx"):
-        assert _artifact_digests(tmp_path / "out", f"digits-cnn/{cell}") == _artifact_digests(matrix_file.parent / "out", f"digits-cnn/{cell}")
+    assert _artifact_digests(tmp_path / "out", "digits-cnn/phone") == _artifact_digests(matrix_file.parent / "out", "digits-cnn/phone")
     errors = {c.folder: c.error for c in result.cells}
     assert "Ray actor died" in errors["microcontroller"] and "Ray actor died" in errors["browser"]
     assert all(c.worker.startswith("ray node ") for c in result.cells if c.state == "built")
