@@ -79,9 +79,9 @@ def run(jobs: list[Job], settings, on_event, warm: list | None = None) -> list[J
                 on_event("finished", entry.job, outcomes[index])
             time.sleep(POLL_SECONDS)
     except BaseException:  # SIGINT/SIGTERM in the parent: every worker unwinds its staging folder, nothing half-made stays
-        for entry in running.values():
+        for process in [entry.process for entry in running.values()] + [process for process, _ in idle]:
             with contextlib.suppress(ProcessLookupError):
-                entry.process.send_signal(signal.SIGTERM)
+                process.send_signal(signal.SIGTERM)
         for entry in running.values():
             _reap(entry.process)
         for entry in running.values():
