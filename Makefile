@@ -19,7 +19,7 @@ install: $(STAMP) $(JS_STAMP) $(CHROMIUM) $(DEVICE_STAMP) $(MEDIAPIPE_STAMP)
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements/lock.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c requirements/lock.txt -e '.[test,ray]'
 	touch $(STAMP)
 
 # TF.js for the Node and browser runners, exactly as package-lock.json pins it.
@@ -61,6 +61,7 @@ fuzz: install
 # Figures for the README: edgezoo against the usual way, side by side in one run (about 20 minutes).
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/jobs.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["convert", "finetune", "load", "resolve_profile", "ConvertOptions", "FinetuneOptions", "EdgezooError"]
+__all__ = ["build", "convert", "finetune", "load", "resolve_profile", "BuildOptions", "ConvertOptions", "FinetuneOptions", "EdgezooError"]
 
 from edgezoo.errors import EdgezooError
 
@@ -44,6 +44,20 @@ def convert(source, options=None, *, feedback=None, **option_fields):
     return run(source, options, feedback)
 
 
+def build(matrix, options=None, *, on_event=None, **option_fields):
+    """Build every cell of a matrix (a TOML path or an edgezoo.matrix.Matrix): models x targets x option variants, each
+    a job in a worker process; resumable (intact cells are skipped). Returns a BuildResult (`.exit_code`, `.cells`).
+
+    Give either a BuildOptions or its fields as keywords; on_event(dict) receives the progress events."""
+    from edgezoo.matrix import BuildOptions, build as run
+
+    if options is None:
+        options = BuildOptions(**option_fields)
+    elif option_fields:
+        raise TypeError("give either options= or option keywords, not both")
+    return run(matrix, options, on_event)
+
+
 def finetune(source, options=None, *, feedback=None, on_epoch=None, **option_fields):
     """Train a classifier head on a zoo feature extractor with labelled data (`data=`), export it as a zoo source (raw
     pixels in), convert it for `targets` and measure its task accuracy on every runtime; returns a FinetuneResult.
@@ -72,6 +86,10 @@ def __getattr__(name):
         from edgezoo.options import ConvertOptions
 
         return ConvertOptions
+    if name == "BuildOptions":
+        from edgezoo.matrix import BuildOptions
+
+        return BuildOptions
     if name == "FinetuneOptions":
         from edgezoo.transfer import FinetuneOptions
 

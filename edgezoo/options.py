@@ -40,6 +40,12 @@ class ConvertOptions:
     auto_fallback: bool = True  # int8: move the worst layers back to float until parity passes
     explain_quantization: bool = False  # measure each layer's quantisation error even when parity passes
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input-shape: (input name, "" for a lone input; shape), fixed first
+    # How the targets run (edgezoo/jobs/): never part of what an artifact is made from.
+    jobs: int | None = None  # targets converted at once, each in a worker process; None: the cores (one target: in process)
+    max_memory: int | str | None = None  # bytes (or "8G"): jobs admitted while their expected peaks fit; None: the free memory
+    job_timeout: float | None = None  # seconds per job; None: no limit
+    executor: str = "local"  # local worker processes, or ray
+    ray_address: str | None = None  # ray: the cluster to join; None starts a local one
 
     def load_options(self, progress=None):
         """The zoo's share of these options (edgezoo.zoo.LoadOptions); progress reports downloads."""
@@ -65,6 +71,18 @@ class ConvertOptions:
             raise UsageError(f"--prune takes a sparsity between 0 and 1 (the share of weights set to zero), got {self.prune}.")
         if self.quantize is not None:
             object.__setattr__(self, "quantize", requested_quantization(self.quantize))
+        if self.jobs is not None and (isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1):
+            raise UsageError(f"--jobs takes a number of jobs of at least 1, got {self.jobs}.")
+        if self.max_memory is not None:
+            from edgezoo.jobs.memory import parse_size
+
+            object.__setattr__(self, "max_memory", parse_size(self.max_memory))
+        if self.job_timeout is not None and not float(self.job_timeout) > 0:
+            raise UsageError(f"--job-timeout takes a number of seconds above 0, got {self.job_timeout}.")
+        from edgezoo.jobs import EXECUTOR_MODULES
+
+        if self.executor not in EXECUTOR_MODULES:
+            raise UsageError(f"unknown executor '{self.executor}'; known: {', '.join(EXECUTOR_MODULES)}.")
         if self.max_calibration_samples < 1:
             raise UsageError("max_calibration_samples must be at least 1.")
         self.calibration_settings()  # checks the sampling and image settings now, before any slow work

@@ -135,8 +135,18 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
     """Every target of the run is tried and reported: a target that fails (refused, converter or runtime failure, bad
     input that concerns only it) is recorded in the result and the run summary, and the other targets go on. A run of a
     single target raises that target's error (after writing the summary), as any function that cannot do what was asked."""
+    from edgezoo.jobs import runner as jobs
+
     feedback = feedback or Feedback()
     profiles = resolve_targets(options.targets)  # a bad target fails before any slow work
+    warm = jobs.warm_up(options, len(profiles))  # worker processes import TensorFlow while this one loads and prepares
+    try:
+        return _convert(source, options, feedback, profiles, warm)
+    finally:
+        jobs.release(warm)
+
+
+def _convert(source, options: ConvertOptions, feedback: Feedback, profiles, warm: list) -> ConversionResult:
     with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
         model = load(source, options.load_options(feedback.progress)) if isinstance(source, str) else source
     shapes = static_shape.shapes_for_data(model, profiles, options.input_shapes)  # a bad --input-shape fails before slow work
@@ -156,7 +166,7 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
             model = pruning.model  # every target converts the pruned model; parity is checked against it
         with feedback.step(f"running the original on {data.num_heldout} held-out inputs"):
             reference = run_reference(model, data.heldout)
-        results = tuple(_try_target(model, profile, options, data, reference, tree, feedback, pruning) for profile in profiles)
+        results = run_targets(model, profiles, options, data, reference, tree, feedback, pruning, warm)
         try:
             _write_run_summary(model, results, tree, data)
         except OSError as exc:
@@ -168,10 +178,22 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
     return ConversionResult(model, results)
 
 
-def _try_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback, pruning) -> TargetResult:
-    """One target of the run; its failure is recorded, never the end of the run."""
+def run_targets(model, profiles, options, data, reference, tree: OutputTree, feedback, pruning, warm=None) -> tuple[TargetResult, ...]:
+    """The targets of a run: in this process for a single target, else as jobs in worker processes (edgezoo/jobs/)."""
+    from edgezoo.jobs import runner
+
+    if not runner.in_workers(options, len(profiles)):
+        return tuple(_try_target(model, profile, options, data, reference, tree, feedback, pruning) for profile in profiles)
+    return runner.run_targets(model, profiles, options, data, reference, tree, feedback, pruning, warm)
+
+
+def _try_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback, pruning,
+                folder: str | None = None) -> TargetResult:
+    """One target of the run; its failure is recorded, never the end of the run. `folder`: its output folder's name
+    (default: the profile's name; a build's option variant adds a suffix)."""
+    folder = folder or profile.name
     try:
-        return _convert_target(model, profile, options, data, reference, tree, feedback, pruning)
+        return _convert_target(model, profile, options, data, reference, tree, feedback, pruning, folder)
     except EdgezooError as exc:
         error = disk_full(exc, f"target '{profile.name}'", tree.model_dir) or exc
     except Exception as exc:  # an unwrapped third-party failure or a bug: this target failed, the others go on
@@ -183,8 +205,8 @@ def _try_target(model, profile: TargetProfile, options, data, reference, tree: O
                                     "Re-run with --verbose for the traceback.")
             error.__cause__ = exc
     failure = TargetFailure(error, (options.quantize or profile.quantization).value)
-    feedback.warn(f"{profile.name}: {failure.status} (exit {failure.exit_code}): {failure.message}")
-    return TargetResult(profile.name, None, None, None, None, failure, profile)
+    feedback.warn(f"{folder}: {failure.status} (exit {failure.exit_code}): {failure.message}")
+    return TargetResult(folder, None, None, None, None, failure, profile)
 
 
 # errno values that mean "no room to write": the disk, a quota, or the process' file-size limit.
@@ -216,7 +238,8 @@ def conversion_request(profile: TargetProfile, quantization, data) -> Conversion
     )
 
 
-def _convert_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback, pruning=None) -> TargetResult:
+def _convert_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback, pruning=None,
+                    folder: str | None = None) -> TargetResult:
     from edgezoo.quantize.auto import convert_auto
     from edgezoo.quantize.loop import Target, convert_checked
 
@@ -228,7 +251,8 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
     # Fixed input shapes (--input-shape, the profile's input_shapes and fixed_batch); ops the device lacks refused.
     target_model = prepare_model(model, profile, feedback.step, request, options.keep_float,
                                  input_shapes=options.input_shapes, data=data)
-    with tree.staging(profile.name) as staging:
+    folder = folder or profile.name
+    with tree.staging(folder) as staging:
         check = lambda artifact, mode: check_parity(  # noqa: E731
             artifact, profile.runtime, data.heldout, reference, classifier=model.is_classifier, tolerance=profile.tolerance_for(mode)
         )
@@ -249,8 +273,8 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
             extra["pruning"] = pruning.to_json(artifact)
         report = write_evidence(staging, model=model, profile=profile, artifact=artifact, parity=parity, data=data, golden=golden,
                                 extra=extra)
-        final = tree.publish(staging, profile.name)
-    return TargetResult(profile.name, final, artifact.relocated(staging, final), parity, report, profile=profile)
+        final = tree.publish(staging, folder)
+    return TargetResult(folder, final, artifact.relocated(staging, final), parity, report, profile=profile)
 
 
 def write_evidence(staging: Path, *, model, profile, artifact, parity, data, golden, extra: dict) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgezoo.cli.console import Console
-from edgezoo.cli.flags import common_flags, name_value, zoo_access_flags
+from edgezoo.cli.flags import common_flags, job_flags, name_value, zoo_access_flags
 
 
 def add(subparsers) -> None:
@@ -43,6 +43,7 @@ def add(subparsers) -> None:
                         help="fix an input's shape before conversion, batch first (e.g. image=1,48,64,3; just 1,48,64,3 for a "
                         "model with one input); repeatable, overrides the profile's input_shapes")
     zoo_access_flags(parser)
+    job_flags(parser)
     common_flags(parser)
     parser.set_defaults(handler=run)
 

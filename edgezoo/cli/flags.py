@@ -39,3 +39,13 @@ def name_value(text: str, flag: str) -> tuple[str, str]:
     if not sep or not name or not value:
         raise argparse.ArgumentTypeError(f"{flag} takes NAME=VALUE, got '{text}'")
     return name, value
+
+
+def job_flags(parser: argparse.ArgumentParser) -> None:
+    """--jobs, --max-memory, --job-timeout: how convert's targets and build's cells run as jobs (edgezoo/jobs/)."""
+    parser.add_argument("--jobs", "-j", type=int, metavar="N", help="jobs at once, each in its own worker process (default: the cores)")
+    parser.add_argument("--max-memory", dest="max_memory", metavar="SIZE",
+                        help="admit a job only while the expected peaks of the running jobs and its own fit in SIZE (e.g. 8G; "
+                        "default: 90%% of the free memory)")
+    parser.add_argument("--job-timeout", dest="job_timeout", type=float, metavar="SECONDS",
+                        help="stop a job that runs longer and report it as failed (default: no limit)")

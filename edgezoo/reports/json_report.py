@@ -22,7 +22,9 @@ SCHEMA_VERSION = 1
 TARGET_REPORT_KIND = "edgezoo.target-report"
 RUN_SUMMARY_KIND = "edgezoo.run-summary"
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
-SCHEMA_FILES = {TARGET_REPORT_KIND: "target-report.schema.json", RUN_SUMMARY_KIND: "run-summary.schema.json"}
+BUILD_REPORT_KIND = "edgezoo.build-report"  # OUT/build-report.json of `edgezoo build` (edgezoo/matrix/report.py)
+SCHEMA_FILES = {TARGET_REPORT_KIND: "target-report.schema.json", RUN_SUMMARY_KIND: "run-summary.schema.json",
+                BUILD_REPORT_KIND: "build-report.schema.json"}
 
 TOOL_PACKAGES = ("edgezoo", "tensorflow", "tf-keras", "ai-edge-litert", "tf2onnx", "onnx", "onnxruntime", "tensorflowjs", "tflite-micro", "numpy")
 

@@ -1,0 +1,131 @@
+"""A worker process: `python -m edgezoo.jobs.worker`, one job, then it exits.
+
+It imports TensorFlow and the converters first (while the parent still prepares, so a job does not wait for the
+import), then reads one line from stdin, `JOB_FILE<TAB>OUTCOME_FILE`, runs the job and writes a JobOutcome there. An
+empty stdin (the parent had no job for it) ends it. SIGTERM and SIGINT unwind the job (its staging folder is removed)
+and stop the processes below it; if the parent dies, the kernel sends it SIGTERM (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+import time
+from pathlib import Path
+
+KEY_FILE = ".edgezoo-job-key"  # in a published target folder of a build: the content key it was made with
+
+
+class Stopped(KeyboardInterrupt):
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):
+    for other in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(other, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent ends, so a killed run leaves no worker behind."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """TensorFlow's thread pools and OpenMP's, for a worker's environment: read when TensorFlow starts (Ray sets
+    OMP_NUM_THREADS only). The TFLM child, Node and Chromium inherit them and are single-threaded anyway."""
+    return {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(min(2, threads)), "OMP_NUM_THREADS": str(threads)}
+
+
+def peak_rss_bytes() -> int:
+    """This process' peak resident memory, or a finished child's (TFLM, Node) if larger: ru_maxrss is in KiB on Linux."""
+    return 1024 * max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def run_job(job, prepared=None):
+    """Run one job in this process and return its JobOutcome. The target folder is published into job.out_dir."""
+    from edgezoo import pipeline
+    from edgezoo.jobs import package
+    from edgezoo.output import OutputTree
+
+    started = time.monotonic()
+    prepared = prepared or package.read(job.prepared)
+    warnings: list[str] = []
+    feedback = pipeline.Feedback(warn=warnings.append)
+    tree = OutputTree(job.out_dir, job.model_name, job.force)
+    tree.model_dir.mkdir(parents=True, exist_ok=True)
+    result = pipeline._try_target(prepared.model, job.profile, job.options, prepared.data, prepared.reference, tree, feedback,
+                                  prepared.pruning, folder=job.folder)
+    if job.key is not None and result.failure is None:
+        write_key(result.output_dir, job.key)
+    return package.JobOutcome(job.name, package.portable(result), tuple(warnings), time.monotonic() - started, peak_rss_bytes(),
+                              f"pid {os.getpid()}")
+
+
+def write_key(folder: Path, key: str) -> None:
+    """After publishing: a folder killed before this line has no key and is redone by the next build."""
+    temporary = folder / f"{KEY_FILE}.tmp"
+    temporary.write_text(key + "\n")
+    os.replace(temporary, folder / KEY_FILE)
+
+
+def read_key(folder: Path) -> str | None:
+    try:
+        return (folder / KEY_FILE).read_text().strip()
+    except OSError:
+        return None
+
+
+def _test_hook(job) -> None:
+    """Tests only: EDGEZOO_TEST_JOB_FAULT="FOLDER:abort,MODEL/FOLDER:hang" makes the job of that target folder (of every
+    model, or of one model) abort, as a converter that calls abort() would, or hang, writing its pid to
+    $EDGEZOO_TEST_JOB_PIDS/FOLDER.pid first (for a test that kills it mid-run). Unset in every normal run."""
+    for fault in filter(None, os.environ.get("EDGEZOO_TEST_JOB_FAULT", "").split(",")):
+        folder, _, kind = fault.partition(":")
+        if folder not in (job.folder, job.name):  # a target folder of any model, or one cell: MODEL/FOLDER
+            continue
+        if kind == "abort":
+            os.abort()
+        if kind == "hang":
+            if os.environ.get("EDGEZOO_TEST_JOB_PIDS"):
+                (Path(os.environ["EDGEZOO_TEST_JOB_PIDS"]) / f"{folder}.pid").write_text(str(os.getpid()))
+            time.sleep(3600)
+
+
+def main() -> int:
+    from edgezoo import _processes, _tf
+    from edgezoo.jobs import package
+
+    _die_with_parent()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _on_signal)
+    try:
+        _tf.set_verbose(os.environ.get("EDGEZOO_VERBOSE") == "1")
+        _tf.configure_environment()
+        import edgezoo.pipeline  # noqa: F401 -- the imports a job needs, done before the job arrives
+
+        _tf.tf()
+        line = sys.stdin.readline()
+        if not line.strip():
+            return 0
+        job_path, outcome_path = line.rstrip("\n").split("\t")
+        job = package.read(Path(job_path))
+        _test_hook(job)
+        package.write(run_job(job), Path(outcome_path))
+        return 0
+    except Stopped as stop:
+        _processes.stop_descendants()
+        return 128 + stop.signum
+
+
+if __name__ == "__main__":
+    sys.exit(main())
