@@ -21,10 +21,10 @@ from edgezoo.reports.json_report import golden_digest, run_summary, target_repor
 from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile, static_shape
 from edgezoo.targets.constraints import finish_artifact, prepare_model
 from edgezoo.targets.model_cost import footprint
-from edgezoo.validate import ParityReport, check_parity
+from edgezoo.validate import ParityReport
 from edgezoo.validate.device_check import GoldenSet, write_device_check
 from edgezoo.reports.html import write_summary_html, write_target_html
-from edgezoo.validate.runners.tensorflow import run_reference
+from edgezoo.tasks import task_for
 from edgezoo.zoo import LoadedModel, load
 
 
@@ -154,7 +154,7 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
                 pruning = prune(model, data, options.prune, seed=options.seed)
             model = pruning.model  # every target converts the pruned model; parity is checked against it
         with feedback.step(f"running the original on {data.num_heldout} held-out inputs"):
-            reference = run_reference(model, data.heldout)
+            reference = task_for(model).run_reference(model, data.heldout)
         results = tuple(_try_target(model, profile, options, data, reference, tree, feedback, pruning) for profile in profiles)
         try:
             _write_run_summary(model, results, tree, data)
@@ -225,11 +225,13 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         profile.tolerance_for(quantization)  # a mode the target has no tolerance for fails before any slow work
     request = None if auto else conversion_request(profile, quantization, data)
     # Fixed input shapes (--input-shape, the profile's input_shapes and fixed_batch); ops the device lacks refused.
-    target_model = prepare_model(model, profile, feedback.step, request, options.keep_float,
+    task = task_for(model)  # detectors: the post-processing the target takes, and parity by matched boxes (edgezoo/tasks/)
+    target_model = prepare_model(task.target_model(model, profile), profile, feedback.step, request, options.keep_float,
                                  input_shapes=options.input_shapes, data=data)
+    reference = task.target_reference(model, reference, profile)
     with tree.staging(profile.name) as staging:
-        check = lambda artifact, mode: check_parity(  # noqa: E731
-            artifact, profile.runtime, data.heldout, reference, classifier=model.is_classifier, tolerance=profile.tolerance_for(mode)
+        check = lambda artifact, mode: task.check_parity(  # noqa: E731
+            artifact, model, profile, data.heldout, reference, profile.tolerance_for(mode)
         )
         # Metadata first (labels, normalisation, source), so the target's checks and the parity check see the file that ships;
         # then ops, flash, arena and RAM, and C sources.
@@ -241,7 +243,7 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         checked = convert_auto(target, staging, options) if auto else convert_checked(target, quantization, staging, options)
         artifact, parity = checked.artifact, checked.parity
         golden = GoldenSet(model.name, profile.name, parity.tolerance, model.is_classifier, data.heldout, reference)
-        extra = dict(checked.report)
+        extra = {**checked.report, **task.report_sections(parity, model, data)}
         extra["reproducibility"] = reproducibility.section(model=model, profile=profile, quantization=quantization, options=options,
                                                            data=data, artifact=artifact, folder=staging)
         if pruning is not None:

@@ -36,8 +36,18 @@ LIMITS: dict[str, tuple[str, str, tuple[float | None, float | None]]] = {
     "min_top5_agreement": ("top5_agreement", "min", (0.0, 1.0)),
     "min_decision_agreement": ("decision_agreement", "min", (0.0, 1.0)),
     "max_abs_error": ("max_abs_error", "max", (0.0, None)),  # absolute: for profiles that know their model's scale
+    # Detectors (edgezoo/validate/detection.py): the artifact's detections matched to the original's by class at IoU >= 0.5.
+    "min_detection_recall": ("detection_recall", "min", (0.0, 1.0)),
+    "min_detection_precision": ("detection_precision", "min", (0.0, 1.0)),
+    "min_matched_iou": ("mean_matched_iou", "min", (0.0, 1.0)),
+    "max_score_difference": ("max_score_difference", "max", (0.0, 1.0)),
 }
-TOLERANCE_RANGES = {limit: bounds for limit, (_, _, bounds) in LIMITS.items()}
+# Settings of a tolerance table that bound no metric: how the detection check counts (see docs/tolerances.md).
+SETTINGS: dict[str, tuple[float | None, float | None]] = {
+    "detection_score_margin": (0.0, 1.0),  # unmatched detections scored below threshold + margin are not misses
+}
+DETECTION_LIMITS = ("min_detection_recall", "min_detection_precision", "min_matched_iou", "max_score_difference", "detection_score_margin")
+TOLERANCE_RANGES = {**{limit: bounds for limit, (_, _, bounds) in LIMITS.items()}, **SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -56,11 +66,20 @@ class Tolerance:
     min_top5_agreement: float | None = None
     min_decision_agreement: float | None = None
     max_abs_error: float | None = None
+    min_detection_recall: float | None = None
+    min_detection_precision: float | None = None
+    min_matched_iou: float | None = None
+    max_score_difference: float | None = None
+    detection_score_margin: float | None = None
+
+    def without_detection_limits(self) -> "Tolerance":
+        """The limits that apply to a model judged tensor by tensor (a profile's tables also hold its detectors' limits)."""
+        return dataclasses.replace(self, **{name: None for name in DETECTION_LIMITS})
 
     def violations(self, metrics: dict[str, float | None]) -> list[str]:
         found = []
         for limit, value in dataclasses.asdict(self).items():
-            if value is None:
+            if value is None or limit in SETTINGS:
                 continue
             metric_name, direction, _ = LIMITS[limit]
             measured = metrics.get(metric_name)

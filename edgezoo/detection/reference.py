@@ -1,0 +1,26 @@
+"""The original detector's outputs as each target's artifact should reproduce them.
+
+ONNX and TF.js get the `serving_default` signature (NMS as ordinary ops), which TensorFlow runs: its outputs are the
+reference. LiteRT and TFLM get `tflite_postprocess`, whose TFLite_Detection_PostProcess op TensorFlow cannot run
+(the SavedModel returns zeros there); their reference is the original's pre-NMS heads (the `heads` signature, run in
+TensorFlow) through postprocess.py, a numpy twin of the op's decoding and NMS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgezoo import _tf
+
+
+def run_signature(saved_model_dir: Path, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A signature of a SavedModel in TensorFlow, one sample at a time (detector signatures take a batch of one)."""
+    tf = _tf.tf()
+    with _tf.quiet_native_output():
+        function = tf.saved_model.load(str(saved_model_dir)).signatures[signature]
+    count = len(next(iter(inputs.values())))
+    rows = [{name: value.numpy() for name, value in function(**{k: tf.constant(v[i : i + 1]) for k, v in inputs.items()}).items()}
+            for i in range(count)]
+    return {name: np.concatenate([r[name] for r in rows]) for name in rows[0]}
