@@ -23,7 +23,8 @@ from edgezoo.targets.constraints import finish_artifact, prepare_model
 from edgezoo.targets.model_cost import footprint
 from edgezoo.validate import ParityReport
 from edgezoo.validate.device_check import GoldenSet, write_device_check
-from edgezoo.reports.html import write_summary_html, write_target_html
+from edgezoo.reports.summary_page import write_summary_html
+from edgezoo.reports.target_page import write_target_html
 from edgezoo.tasks import task_for
 from edgezoo.zoo import LoadedModel, load
 

@@ -165,3 +165,12 @@ def test_convert_flags_reach_every_option_by_name():
     assert options.offline and str(options.cache_dir) == "cache" and options.mirror == "m" and options.trust_model
     defaults = from_namespace(ConvertOptions, build_parser().parse_args(["convert", "digits-cnn"]))
     assert defaults == ConvertOptions()
+
+
+def test_a_reader_that_goes_away_is_not_an_error():
+    """`edgezoo zoo list | head -1`: the pipe closes under the CLI (here before it writes anything); it stops quietly."""
+    process = subprocess.Popen([sys.executable, "-m", "edgezoo", "zoo", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0, stderr
+    assert "internal error" not in stderr and "Traceback" not in stderr and "Exception ignored" not in stderr, stderr

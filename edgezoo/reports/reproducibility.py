@@ -20,8 +20,8 @@ from pathlib import Path
 
 # Files of a target folder that are records of a run, not part of the artifact: why they differ between runs.
 VARIES = {
-    "report.json": "created_at is the time of the run",
-    "report.html": "shows report.json's created_at",
+    "report.json": "created_at is the time of the run; every 'seconds' field is a timing of this run's steps",
+    "report.html": "shows report.json's created_at and timings",
 }
 OPTION_FIELDS = ("seed", "max_calibration_samples", "heldout_fraction", "image_resize", "calibration_features", "input_shapes", "prune",
                  "keep_float", "auto_fallback")
