@@ -65,7 +65,7 @@ def model_config(spec: DetectorSpec):
     """The Garden experiment's model config with the spec's settings applied."""
     _tf.tf()
     from official.core import exp_factory
-    from official.vision.configs import backbones, decoders
+    from official.vision.configs import backbones, decoders, retinanet  # noqa: F401  (retinanet registers the experiments)
 
     config = exp_factory.get_exp_config(spec.experiment).task.model
     config.num_classes = spec.num_classes

@@ -17,10 +17,19 @@ from edgezoo import _tf
 
 def run_signature(saved_model_dir: Path, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """A signature of a SavedModel in TensorFlow, one sample at a time (detector signatures take a batch of one)."""
+    return run_signatures(saved_model_dir, (signature,), inputs)[signature]
+
+
+def run_signatures(saved_model_dir: Path, signatures: tuple[str, ...], inputs: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Several signatures of one SavedModel (loaded once), each one sample at a time."""
     tf = _tf.tf()
     with _tf.quiet_native_output():
-        function = tf.saved_model.load(str(saved_model_dir)).signatures[signature]
+        loaded = tf.saved_model.load(str(saved_model_dir))
     count = len(next(iter(inputs.values())))
-    rows = [{name: value.numpy() for name, value in function(**{k: tf.constant(v[i : i + 1]) for k, v in inputs.items()}).items()}
-            for i in range(count)]
-    return {name: np.concatenate([r[name] for r in rows]) for name in rows[0]}
+    results = {}
+    for signature in signatures:
+        function = loaded.signatures[signature]
+        rows = [{name: value.numpy() for name, value in function(**{k: tf.constant(v[i : i + 1]) for k, v in inputs.items()}).items()}
+                for i in range(count)]
+        results[signature] = {name: np.concatenate([r[name] for r in rows]) for name in rows[0]}
+    return results

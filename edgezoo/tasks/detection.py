@@ -18,7 +18,7 @@ import numpy as np
 
 from edgezoo.detection.garden_model import DETECTOR_FILE, HEADS_SIGNATURE, TFLITE_SIGNATURE, DetectorSpec, flat_anchors, tflite_config
 from edgezoo.detection.postprocess import tflite_postprocess
-from edgezoo.detection.reference import run_signature
+from edgezoo.detection.reference import run_signature, run_signatures
 from edgezoo.errors import RuntimeFailure
 
 V2 = "serving_default"
@@ -48,15 +48,28 @@ def image_size(model) -> tuple[int, int]:
     return int(shape[1]), int(shape[2])
 
 
+_REFERENCES: dict[tuple, DetectorReference] = {}  # the same model on the same inputs runs once per process
+
+
 def run_reference(model, inputs: dict[str, np.ndarray]) -> DetectorReference:
-    v2 = run_signature(model.saved_model_dir, V2, inputs)
+    import hashlib
+
+    digest = hashlib.sha256(b"".join(np.ascontiguousarray(inputs[k]).tobytes() for k in sorted(inputs))).hexdigest()
+    key = (str(model.saved_model_dir), model.sha256, digest)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = _run_reference(model, inputs)
+    return _REFERENCES[key]
+
+
+def _run_reference(model, inputs: dict[str, np.ndarray]) -> DetectorReference:
     spec = spec_of(model)
     if spec is None:
-        return DetectorReference(v2, None, None)
-    heads = run_signature(model.saved_model_dir, HEADS_SIGNATURE, inputs)
+        return DetectorReference(run_signature(model.saved_model_dir, V2, inputs), None, None)
+    found = run_signatures(model.saved_model_dir, (V2, HEADS_SIGNATURE), inputs)
+    heads = found[HEADS_SIGNATURE]
     anchors = flat_anchors(spec) / spec.input_size  # the op gets normalised anchors (normalize_anchor_coordinates)
     tflite = tflite_postprocess(heads["raw_boxes"], heads["raw_scores"], anchors, tflite_config(spec))
-    return DetectorReference(v2, tflite, heads)
+    return DetectorReference(found[V2], tflite, heads)
 
 
 def _uses_tflite_op(model, profile) -> bool:
@@ -116,6 +129,9 @@ def report_sections(parity, model, data) -> dict:
         section["ground_truth"] = [[{"box": [float(v) for v in b], "class": int(c)} for b, c in zip(bs, cs) if c > 0]
                                    for bs, cs in zip(boxes[:count], classes[:count])]
     section["labels"] = list(model.labels) if model.labels else None
+    from edgezoo.reports.detections import picture_images
+
+    section["pictures"] = picture_images(next(iter(data.heldout.values())), model.preprocessing, pictures["images"])
     return {"detections": section}
 
 
