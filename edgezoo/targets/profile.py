@@ -36,7 +36,10 @@ LIMITS: dict[str, tuple[str, str, tuple[float | None, float | None]]] = {
     "min_top5_agreement": ("top5_agreement", "min", (0.0, 1.0)),
     "min_decision_agreement": ("decision_agreement", "min", (0.0, 1.0)),
     "max_abs_error": ("max_abs_error", "max", (0.0, None)),  # absolute: for profiles that know their model's scale
-    # Detectors (edgezoo/validate/detection.py): the artifact's detections matched to the original's by class at IoU >= 0.5.
+}
+# Detectors (edgezoo/validate/detection.py): the artifact's detections matched to the original's by class at IoU >= 0.5.
+# Apart from LIMITS: the tensor metrics are what every device check measures, these only the detection check.
+DETECTION_LIMITS: dict[str, tuple[str, str, tuple[float | None, float | None]]] = {
     "min_detection_recall": ("detection_recall", "min", (0.0, 1.0)),
     "min_detection_precision": ("detection_precision", "min", (0.0, 1.0)),
     "min_matched_iou": ("mean_matched_iou", "min", (0.0, 1.0)),
@@ -46,8 +49,8 @@ LIMITS: dict[str, tuple[str, str, tuple[float | None, float | None]]] = {
 SETTINGS: dict[str, tuple[float | None, float | None]] = {
     "detection_score_margin": (0.0, 1.0),  # unmatched detections scored below threshold + margin are not misses
 }
-DETECTION_LIMITS = ("min_detection_recall", "min_detection_precision", "min_matched_iou", "max_score_difference", "detection_score_margin")
-TOLERANCE_RANGES = {**{limit: bounds for limit, (_, _, bounds) in LIMITS.items()}, **SETTINGS}
+ALL_LIMITS = {**LIMITS, **DETECTION_LIMITS}
+TOLERANCE_RANGES = {**{limit: bounds for limit, (_, _, bounds) in ALL_LIMITS.items()}, **SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -74,14 +77,14 @@ class Tolerance:
 
     def without_detection_limits(self) -> "Tolerance":
         """The limits that apply to a model judged tensor by tensor (a profile's tables also hold its detectors' limits)."""
-        return dataclasses.replace(self, **{name: None for name in DETECTION_LIMITS})
+        return dataclasses.replace(self, **{name: None for name in (*DETECTION_LIMITS, *SETTINGS)})
 
     def violations(self, metrics: dict[str, float | None]) -> list[str]:
         found = []
         for limit, value in dataclasses.asdict(self).items():
             if value is None or limit in SETTINGS:
                 continue
-            metric_name, direction, _ = LIMITS[limit]
+            metric_name, direction, _ = ALL_LIMITS[limit]
             measured = metrics.get(metric_name)
             if measured is None:
                 continue
