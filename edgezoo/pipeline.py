@@ -236,7 +236,8 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         )
         # Metadata first (labels, normalisation, source), so the target's checks and the parity check see the file that ships;
         # then ops, flash, arena and RAM, and C sources.
-        finish = lambda artifact, folder: finish_artifact(profile, embed_metadata(model, artifact), folder, feedback.step)  # noqa: E731
+        finish = lambda artifact, folder: finish_artifact(profile, embed_metadata(model, task.finish_artifact(model, profile, artifact)),  # noqa: E731
+                                                           folder, feedback.step)
         target = Target(converter_for(profile.format), target_model, profile, data, lambda mode: conversion_request(profile, mode, data),
                         check, finish, feedback)
         # Converts and checks parity; full-integer TFLite is traced to its error's sources and int8 falls back to float

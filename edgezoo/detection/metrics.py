@@ -41,7 +41,7 @@ def split(outputs: dict[str, np.ndarray], image_size: tuple[int, int] | None = N
         raise KeyError(f"detector outputs lack {', '.join(missing)} (have {', '.join(sorted(outputs))})")
     found = []
     for i, count in enumerate(np.asarray(outputs[COUNT]).reshape(len(outputs[COUNT]), -1)[:, 0]):
-        n = int(np.clip(np.nan_to_num(count), 0, outputs[SCORES].shape[1]))
+        n = int(np.clip(np.rint(np.nan_to_num(count)), 0, outputs[SCORES].shape[1]))  # rounded: int8 outputs dequantise to 6.98
         boxes = np.asarray(outputs[BOXES][i, :n], np.float64).reshape(n, 4)
         if image_size is not None and n and np.nanmax(np.abs(boxes)) > 1.5:
             height, width = image_size

@@ -5,6 +5,7 @@ A task module exposes:
     run_reference(model, inputs) -> reference          the original's outputs on the held-out inputs
     target_model(model, profile) -> LoadedModel        what the target's converter reads
     target_reference(model, reference, profile) -> dict  the outputs the target's artifact must reproduce
+    finish_artifact(model, profile, artifact) -> Artifact  a fresh artifact made fit for its runtime
     check_parity(artifact, model, profile, inputs, reference, tolerance) -> ParityReport
     report_sections(parity, model, data) -> dict            extra report.json sections (report.html draws what it knows)
 """

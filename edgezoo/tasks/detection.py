@@ -76,12 +76,54 @@ def _uses_tflite_op(model, profile) -> bool:
     return profile.format == "tflite" and spec_of(model) is not None
 
 
+_TFLITE_VARIANTS: dict[str, Path] = {}
+
+
 def target_model(model, profile):
-    return dataclasses.replace(model, signature_key=TFLITE_SIGNATURE) if _uses_tflite_op(model, profile) else model
+    """The TFLite targets' model: the `tflite_postprocess` signature as the serving signature of a SavedModel of its own,
+    so that every step after (shapes, ops, int8 calibration and its per-layer trace) reads the usual signature."""
+    if not _uses_tflite_op(model, profile):
+        return model
+    key = f"{model.saved_model_dir}:{model.sha256}"
+    if key not in _TFLITE_VARIANTS:
+        _TFLITE_VARIANTS[key] = _save_tflite_variant(model)
+    from edgezoo.zoo.base import read_signature
+
+    folder = _TFLITE_VARIANTS[key]
+    inputs, outputs = read_signature(folder)
+    return dataclasses.replace(model, saved_model_dir=folder, inputs=inputs, outputs=outputs)
+
+
+def _save_tflite_variant(model) -> Path:
+    import shutil
+
+    from edgezoo import _tf
+    from edgezoo._workspace import scratch_dir
+
+    tf = _tf.tf()
+    with _tf.quiet_native_output():
+        loaded = tf.saved_model.load(str(model.saved_model_dir))
+        concrete = loaded.signatures[TFLITE_SIGNATURE]
+        holder = tf.Module()
+        holder.weights = list(concrete.variables)
+        folder = scratch_dir("detector-tflite-") / "saved_model"
+        tf.saved_model.save(holder, str(folder), signatures={V2: concrete})
+    shutil.copyfile(Path(model.saved_model_dir).parent / DETECTOR_FILE, folder.parent / DETECTOR_FILE)
+    return folder
 
 
 def target_reference(model, reference: DetectorReference, profile) -> dict[str, np.ndarray]:
     return reference.tflite if _uses_tflite_op(model, profile) else reference.v2
+
+
+def finish_artifact(model, profile, artifact):
+    """A .tflite with the TFLite op gets the op's output shapes written in (TFLM does not resize them)."""
+    if _uses_tflite_op(model, profile):
+        from edgezoo.detection.tflite_shapes import write_postprocess_shapes
+
+        config = tflite_config(spec_of(model))
+        write_postprocess_shapes(artifact.path, config["max_detections"] * config["max_classes_per_detection"])
+    return artifact
 
 
 def score_threshold(model) -> float:

@@ -14,6 +14,10 @@ def target_reference(model, reference, profile):
     return reference
 
 
+def finish_artifact(model, profile, artifact):
+    return artifact
+
+
 def check_parity(artifact, model, profile, inputs, reference, tolerance):
     return _check_parity(artifact, profile.runtime, inputs, reference, classifier=model.is_classifier,
                          tolerance=tolerance.without_detection_limits())
