@@ -30,10 +30,22 @@ def detector_data(detector):
     return detector.load_data()
 
 
+# The built-in microcontroller's 256 KiB arena is too small for this detector's 64x64x96 activations (366 KB measured);
+# a board with more RAM, as a user's profile extends the built-in one.
+BIG_BOARD = """extends = "microcontroller"
+name = "microcontroller-512k"
+max_arena_bytes = 524_288
+"""
+
+
 @pytest.fixture(scope="session")
 def detector_run(tmp_path_factory, detector):
-    """One conversion of the bundled detector to the phone, ONNX and browser targets (each checked on its runtime)."""
-    return edgezoo.convert(detector, targets=("phone", "onnx", "browser"), out_dir=tmp_path_factory.mktemp("detect"), force=True)
+    """One conversion of the bundled detector to the phone, ONNX, browser and a microcontroller target (int8 on TFLM),
+    each checked on its runtime."""
+    folder = tmp_path_factory.mktemp("detect")
+    board = folder / "microcontroller-512k.toml"
+    board.write_text(BIG_BOARD)
+    return edgezoo.convert(detector, targets=("phone", "onnx", "browser", str(board)), out_dir=folder / "out", force=True)
 
 
 @pytest.fixture(scope="session")
@@ -62,14 +74,16 @@ def test_bundled_detector_is_small(detector):
 
 
 @pytest.mark.parametrize("target, ops", [("phone", {"TFLite_Detection_PostProcess"}), ("onnx", {"TopK", "Loop"}),
-                                         ("browser", {"TopKV2", "LoopCond"})])
+                                         ("browser", {"TopKV2", "LoopCond"}),
+                                         ("microcontroller-512k", {"TFLite_Detection_PostProcess", "QUANTIZE"})])
 def test_each_target_gets_its_post_processing_and_detection_parity(detector_run, target, ops):
     result = _target(detector_run, target)
     assert result.passed, result.parity.summary()
     assert ops <= set(result.artifact.ops), result.artifact.ops  # the TFLite op on the phone; v2 NMS as ordinary ops in ONNX
     detections = next(o for o in result.parity.outputs if o.name == "detections")
     assert detections.metrics["reference_detections"] >= 40  # a trained detector: parity on real boxes, not on nothing
-    assert detections.metrics["detection_recall"] >= 0.98 and detections.metrics["detection_precision"] >= 0.98
+    floor = 0.85 if result.artifact.quantization.value == "int8" else 0.98
+    assert detections.metrics["detection_recall"] >= floor and detections.metrics["detection_precision"] >= floor
     section = result.report["detections"]
     assert section["map50_artifact"] >= 0.8 and len(section["reference"]) == len(section["artifact"])
     page = (result.output_dir / "report.html").read_text()
@@ -200,3 +214,13 @@ def test_a_miss_near_the_score_threshold_is_excused_by_the_margin():
     assert values["detection_recall"] == 0.5 and values["unmatched_reference"] == 1
     wrong_class = [Detections(cand[0].boxes, np.array([3]), cand[0].scores)]
     assert compare_detections(ref, wrong_class, score_threshold=0.3, margin=0.05)[0]["detection_recall"] == 0.0
+
+
+def test_the_microcontroller_artifact_has_the_ops_output_shapes_written_in(detector_run):
+    from ai_edge_litert.interpreter import Interpreter
+
+    result = _target(detector_run, "microcontroller-512k")
+    assert result.artifact.quantization.value == "int8"
+    runner = Interpreter(model_path=str(result.artifact.path)).get_signature_runner()
+    shapes = {name: list(detail["shape"]) for name, detail in runner.get_output_details().items()}  # before any invoke
+    assert shapes == {BOXES: [1, 10, 4], "detection_classes": [1, 10], SCORES: [1, 10], COUNT: [1]}, shapes

@@ -159,7 +159,8 @@ def export(model, spec: DetectorSpec, out_dir: Path) -> Path:
     module = tf.Module()
     # The variables the heads read, only: the Keras model's own traces would multiply the file, and the backbone's last
     # block (unused past max_level) would add weights nothing reads.
-    module.weights = list(heads.get_concrete_function().variables)
+    used = {id(v) for v in heads.get_concrete_function().variables}
+    module.weights = [v for v in model.variables if id(v) in used]  # in the model's own order: restore_from_export relies on it
     module.serving = tf.function(lambda images: detect(images, "v2"), input_signature=[spec_input])
     module.tflite = tf.function(lambda images: detect(images, "tflite"), input_signature=[spec_input])
     def pre_nms(images):
@@ -192,3 +193,24 @@ class DetectorInfo:
     @classmethod
     def read(cls, path: Path) -> "DetectorInfo":
         return cls(DetectorSpec.from_json(json.loads(Path(path).read_text())["spec"]))
+
+
+def restore_from_export(model, spec: DetectorSpec, saved_model_dir: Path) -> None:
+    """Give a freshly built Garden model (`build(spec)`) the weights of an edgezoo export of the same spec: the export
+    stores the variables its heads read in the model's own variable order, which a fresh build repeats (names carry
+    session-dependent suffixes, so they are not matched)."""
+    tf = _tf.tf()
+    size = spec.input_size
+
+    @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
+    def heads(images):
+        return model.head(model.decoder(model.backbone(images, training=False), training=False), training=False)
+
+    used = {id(v) for v in heads.get_concrete_function().variables}
+    targets = [v for v in model.variables if id(v) in used]
+    with _tf.quiet_native_output():
+        sources = list(tf.saved_model.load(str(saved_model_dir)).weights)
+    if len(targets) != len(sources) or any(t.shape != s.shape for t, s in zip(targets, sources)):
+        raise ValueError(f"the export at {saved_model_dir} holds {len(sources)} variables that do not fit this model's {len(targets)}")
+    for target, source in zip(targets, sources):
+        target.assign(source)
