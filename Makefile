@@ -50,6 +50,7 @@ $(MEDIAPIPE_STAMP): requirements/mediapipe.txt
 
 demo: install
 	$(VENV)/bin/edgezoo convert digits-cnn --target all --out build --force
+	$(VENV)/bin/edgezoo convert shapes-detector --target phone --target onnx --target browser --out build --force
 
 test: install
 	$(PY) -m pytest

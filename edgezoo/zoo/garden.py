@@ -79,7 +79,9 @@ def _checkpoint(value: str, sha256: str | None, load_options: LoadOptions) -> tu
         path = folder
     else:
         path = user_path(value)
-    import tensorflow as tf
+    from edgezoo import _tf
+
+    tf = _tf.tf()
 
     prefix = tf.train.latest_checkpoint(str(path)) if Path(path).is_dir() else str(path)
     if not prefix or not Path(prefix + ".index").exists():
