@@ -39,20 +39,30 @@ def garden_export(tmp_path_factory):
     return folder
 
 
-def test_a_garden_exported_detector_converts_with_detection_parity(garden_export, tmp_path):
+def test_a_garden_exported_detector_loads_as_a_detector_and_matches_edgezoos_export(garden_export):
+    """The Garden's own export (boxes in pixels, integer classes and count, image_info beside them) against edgezoo's
+    export of the same weights, through the detection check: the same boxes once normalised, the same class ids."""
+    from edgezoo.detection.reference import run_signature
+    from edgezoo.targets import resolve_profile
+    from edgezoo.tasks import detection as task
+    from edgezoo.validate.detection import detection_report
+
     model = edgezoo.load(str(garden_export))
     assert model.task == "detection" and "image_info" in {o.name for o in model.outputs}
-    heldout = edgezoo.load("shapes-detector").load_data().heldout["images"]
-    data = tmp_path / "images.npz"
-    np.savez(data, inputs=heldout)
-    result = edgezoo.convert(model, targets=("onnx",), out_dir=tmp_path / "out", calibration=str(data))
-    (target,) = result.targets
-    assert target.passed, target.parity.summary()
-    detections = target.parity.outputs[0]
-    assert detections.name == "detections" and detections.metrics["reference_detections"] >= 20
-    # The Garden's boxes are in pixels: normalised before matching, so the pictures' boxes lie within the image.
-    boxes = [d["box"] for image in target.report["detections"]["reference"] for d in image]
-    assert boxes and max(max(b) for b in boxes) <= 1.0
+    assert task.target_model(model, resolve_profile("phone")) is model  # no tflite_postprocess signature: v2 everywhere
+    bundled = edgezoo.load("shapes-detector")
+    heldout = bundled.load_data().heldout["images"][:12]
+    garden = run_signature(model.saved_model_dir, "serving_default", {"inputs": heldout})
+    assert np.max(garden["detection_boxes"]) > 2  # pixels, as the Garden writes them
+    ours = task.run_reference(bundled, {"images": heldout}).v2
+    tolerance = resolve_profile("onnx").tolerance_for(__import__("edgezoo").converter.base.Quantization.FLOAT32)
+    parity, pictures = detection_report(ours, garden, runtime="tensorflow", tolerance=tolerance,
+                                        score_threshold=task.score_threshold(bundled), image_size=task.image_size(model))
+    detections = parity.outputs[0]
+    assert parity.passed, parity.summary()
+    assert detections.metrics["matched_detections"] >= 20 and detections.metrics["mean_matched_iou"] > 0.999
+    # The Garden keeps detections down to its 0.05 threshold; those under edgezoo's 0.3 + margin are excused, not matched.
+    assert detections.metrics["artifact_detections"] >= detections.metrics["reference_detections"]
 
 
 @pytest.mark.parametrize("source, error", [
