@@ -195,6 +195,7 @@ def main() -> int:
     mAP = mean_average_precision(found, heldout[1], heldout[2], num_classes=SPEC.num_classes)
     meta = {
         "name": "shapes-detector", "version": "1", "task": "detection",
+        "parameters": int(model.count_params()), "input_shape": [SIZE, SIZE, 3],
         "description": "RetinaNet (Model Garden, MobileNetV2 x0.35, FPN) detecting circles, squares and triangles at 128x128, "
                        "trained by scripts/train_shapes_detector.py on synthetic cluttered images.",
         "author": "edgezoo (scripts/train_shapes_detector.py)", "labels": list(LABELS),
