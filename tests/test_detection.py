@@ -224,3 +224,10 @@ def test_the_microcontroller_artifact_has_the_ops_output_shapes_written_in(detec
     runner = Interpreter(model_path=str(result.artifact.path)).get_signature_runner()
     shapes = {name: list(detail["shape"]) for name, detail in runner.get_output_details().items()}  # before any invoke
     assert shapes == {BOXES: [1, 10, 4], "detection_classes": [1, 10], SCORES: [1, 10], COUNT: [1]}, shapes
+
+
+def test_the_cli_headline_reads_a_detectors_figures(detector_run):
+    from edgezoo.cli.convert import parity_headline
+
+    headline = parity_headline(_target(detector_run, "phone").parity)
+    assert headline.startswith("detections: recall 1.000, precision 1.000") and "matched" in headline, headline
