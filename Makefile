@@ -19,7 +19,7 @@ install: $(STAMP) $(JS_STAMP) $(CHROMIUM) $(DEVICE_STAMP) $(MEDIAPIPE_STAMP)
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements/lock.txt -e '.[test,ray]'
+	$(PY) -m pip install --quiet -c requirements/lock.txt -e '.[test,ray,detection]'
 	touch $(STAMP)
 
 # TF.js for the Node and browser runners, exactly as package-lock.json pins it.
@@ -50,6 +50,7 @@ $(MEDIAPIPE_STAMP): requirements/mediapipe.txt
 
 demo: install
 	$(VENV)/bin/edgezoo convert digits-cnn --target all --out build --force
+	$(VENV)/bin/edgezoo convert shapes-detector --target phone --target onnx --target browser --out build --force
 
 test: install
 	$(PY) -m pytest

@@ -36,6 +36,9 @@ def configure_environment() -> None:
 def tf():
     """Import TensorFlow with edgezoo's environment; call this instead of `import tensorflow`."""
     configure_environment()
+    # TensorFlow's GCE cluster resolver imports googleapiclient when it is installed (the Model Garden brings it), and
+    # google.api_core then warns about the Python version at every TensorFlow import.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core")
     with quiet_native_output():
         import tensorflow
 

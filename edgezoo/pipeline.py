@@ -21,11 +21,11 @@ from edgezoo.reports.json_report import golden_digest, run_summary, target_repor
 from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile, static_shape
 from edgezoo.targets.constraints import finish_artifact, prepare_model
 from edgezoo.targets.model_cost import footprint
-from edgezoo.validate import ParityReport, check_parity
+from edgezoo.validate import ParityReport
 from edgezoo.validate.device_check import GoldenSet, write_device_check
 from edgezoo.reports.summary_page import write_summary_html
 from edgezoo.reports.target_page import write_target_html
-from edgezoo.validate.runners.tensorflow import run_reference
+from edgezoo.tasks import task_for
 from edgezoo.zoo import LoadedModel, load
 
 
@@ -165,7 +165,7 @@ def _convert(source, options: ConvertOptions, feedback: Feedback, profiles, warm
                 pruning = prune(model, data, options.prune, seed=options.seed)
             model = pruning.model  # every target converts the pruned model; parity is checked against it
         with feedback.step(f"running the original on {data.num_heldout} held-out inputs"):
-            reference = run_reference(model, data.heldout)
+            reference = task_for(model).run_reference(model, data.heldout)
         results = run_targets(model, profiles, options, data, reference, tree, feedback, pruning, warm)
         try:
             _write_run_summary(model, results, tree, data)
@@ -249,16 +249,19 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         profile.tolerance_for(quantization)  # a mode the target has no tolerance for fails before any slow work
     request = None if auto else conversion_request(profile, quantization, data)
     # Fixed input shapes (--input-shape, the profile's input_shapes and fixed_batch); ops the device lacks refused.
-    target_model = prepare_model(model, profile, feedback.step, request, options.keep_float,
+    task = task_for(model)  # detectors: the post-processing the target takes, and parity by matched boxes (edgezoo/tasks/)
+    target_model = prepare_model(task.target_model(model, profile), profile, feedback.step, request, options.keep_float,
                                  input_shapes=options.input_shapes, data=data)
+    reference = task.target_reference(model, reference, profile)
     folder = folder or profile.name
     with tree.staging(folder) as staging:
-        check = lambda artifact, mode: check_parity(  # noqa: E731
-            artifact, profile.runtime, data.heldout, reference, classifier=model.is_classifier, tolerance=profile.tolerance_for(mode)
+        check = lambda artifact, mode: task.check_parity(  # noqa: E731
+            artifact, model, profile, data.heldout, reference, profile.tolerance_for(mode)
         )
         # Metadata first (labels, normalisation, source), so the target's checks and the parity check see the file that ships;
         # then ops, flash, arena and RAM, and C sources.
-        finish = lambda artifact, folder: finish_artifact(profile, embed_metadata(model, artifact), folder, feedback.step)  # noqa: E731
+        finish = lambda artifact, folder: finish_artifact(profile, embed_metadata(model, task.finish_artifact(model, profile, artifact)),  # noqa: E731
+                                                           folder, feedback.step)
         target = Target(converter_for(profile.format), target_model, profile, data, lambda mode: conversion_request(profile, mode, data),
                         check, finish, feedback)
         # Converts and checks parity; full-integer TFLite is traced to its error's sources and int8 falls back to float
@@ -266,7 +269,7 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         checked = convert_auto(target, staging, options) if auto else convert_checked(target, quantization, staging, options)
         artifact, parity = checked.artifact, checked.parity
         golden = GoldenSet(model.name, profile.name, parity.tolerance, model.is_classifier, data.heldout, reference)
-        extra = dict(checked.report)
+        extra = {**checked.report, **task.report_sections(parity, model, data)}
         extra["reproducibility"] = reproducibility.section(model=model, profile=profile, quantization=quantization, options=options,
                                                            data=data, artifact=artifact, folder=staging)
         if pruning is not None:

@@ -95,7 +95,12 @@ def parity_headline(parity) -> str:
     parts = []
     for output in parity.outputs:
         m = output.metrics
-        figures = [f"SNR {m['snr_db']:.1f} dB", f"max err/range {m['max_error_over_range']:.2g}", f"max abs err {m['max_abs_error']:.3g}"] if m else []
+        if "detection_recall" in m:  # a detector's matched boxes (edgezoo/validate/detection.py)
+            figures = [f"recall {m['detection_recall']:.3f}", f"precision {m['detection_precision']:.3f}",
+                       f"mean IoU {m['mean_matched_iou']:.3f}", f"max score diff {m['max_score_difference']:.2g}",
+                       f"{int(m['matched_detections'])} of {int(m['reference_detections'])} matched"]
+        else:
+            figures = [f"SNR {m['snr_db']:.1f} dB", f"max err/range {m['max_error_over_range']:.2g}", f"max abs err {m['max_abs_error']:.3g}"] if m else []
         if m.get("top1_agreement") is not None:
             figures.append(f"top-1 agreement {100 * m['top1_agreement']:.1f}%")
         if m.get("decision_agreement") is not None:

@@ -23,7 +23,7 @@ class Prepared:
 
     model: object  # LoadedModel (without its load_data callable: the data is here already)
     data: object  # CalibrationSet
-    reference: dict[str, np.ndarray]  # the original's outputs on data.heldout
+    reference: object  # the original's outputs on data.heldout, as its task runs them (tensors; a DetectorReference)
     pruning: object = None  # PruneResult when the run pruned the model
 
 

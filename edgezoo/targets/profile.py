@@ -37,7 +37,20 @@ LIMITS: dict[str, tuple[str, str, tuple[float | None, float | None]]] = {
     "min_decision_agreement": ("decision_agreement", "min", (0.0, 1.0)),
     "max_abs_error": ("max_abs_error", "max", (0.0, None)),  # absolute: for profiles that know their model's scale
 }
-TOLERANCE_RANGES = {limit: bounds for limit, (_, _, bounds) in LIMITS.items()}
+# Detectors (edgezoo/validate/detection.py): the artifact's detections matched to the original's by class at IoU >= 0.5.
+# Apart from LIMITS: the tensor metrics are what every device check measures, these only the detection check.
+DETECTION_LIMITS: dict[str, tuple[str, str, tuple[float | None, float | None]]] = {
+    "min_detection_recall": ("detection_recall", "min", (0.0, 1.0)),
+    "min_detection_precision": ("detection_precision", "min", (0.0, 1.0)),
+    "min_matched_iou": ("mean_matched_iou", "min", (0.0, 1.0)),
+    "max_score_difference": ("max_score_difference", "max", (0.0, 1.0)),
+}
+# Settings of a tolerance table that bound no metric: how the detection check counts (see docs/tolerances.md).
+SETTINGS: dict[str, tuple[float | None, float | None]] = {
+    "detection_score_margin": (0.0, 1.0),  # unmatched detections scored below threshold + margin are not misses
+}
+ALL_LIMITS = {**LIMITS, **DETECTION_LIMITS}
+TOLERANCE_RANGES = {**{limit: bounds for limit, (_, _, bounds) in ALL_LIMITS.items()}, **SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -56,13 +69,22 @@ class Tolerance:
     min_top5_agreement: float | None = None
     min_decision_agreement: float | None = None
     max_abs_error: float | None = None
+    min_detection_recall: float | None = None
+    min_detection_precision: float | None = None
+    min_matched_iou: float | None = None
+    max_score_difference: float | None = None
+    detection_score_margin: float | None = None
+
+    def without_detection_limits(self) -> "Tolerance":
+        """The limits that apply to a model judged tensor by tensor (a profile's tables also hold its detectors' limits)."""
+        return dataclasses.replace(self, **{name: None for name in (*DETECTION_LIMITS, *SETTINGS)})
 
     def violations(self, metrics: dict[str, float | None]) -> list[str]:
         found = []
         for limit, value in dataclasses.asdict(self).items():
-            if value is None:
+            if value is None or limit in SETTINGS:
                 continue
-            metric_name, direction, _ = LIMITS[limit]
+            metric_name, direction, _ = ALL_LIMITS[limit]
             measured = metrics.get(metric_name)
             if measured is None:
                 continue

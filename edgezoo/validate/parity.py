@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,6 +44,7 @@ class ParityReport:
     outputs: tuple[OutputParity, ...]
     tolerance: Tolerance
     error: str | None = None  # the runtime failed to run the artifact at all
+    extra: dict | None = field(default=None, compare=False)  # a task's own evidence (a detector's boxes per image), not judged
 
     @property
     def passed(self) -> bool:

@@ -98,7 +98,7 @@ def validate_artifact(source, artifact_path: str | Path, options: ValidateOption
 
         probe(path)
     quantization = options.quantize or info.quantization
-    tolerance = profile.tolerance_for(quantization)
+    tolerance = profile.tolerance_for(quantization).without_detection_limits()  # detectors: not yet through `validate`
     convert_options = options.convert_options(profile.name)
     with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
         model = load(source, convert_options.load_options(feedback.progress)) if isinstance(source, str) else source

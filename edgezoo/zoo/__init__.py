@@ -21,6 +21,7 @@ SOURCE_MODULES = (
     "edgezoo.zoo.bundled",
     "edgezoo.zoo.keras_apps",
     "edgezoo.zoo.hub",
+    "edgezoo.zoo.garden",
     "edgezoo.zoo.local",
 )
 

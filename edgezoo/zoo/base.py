@@ -67,6 +67,7 @@ class ModelData:
     calibration: dict[str, np.ndarray]
     heldout: dict[str, np.ndarray]
     heldout_labels: np.ndarray | None = None
+    heldout_boxes: tuple[np.ndarray, np.ndarray] | None = None  # detectors: ([N, M, 4] normalised boxes, [N, M] classes, 0 empty)
 
 
 @dataclass(frozen=True)

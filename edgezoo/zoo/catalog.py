@@ -33,7 +33,7 @@ class CatalogEntry:
 
 
 def list_models(task: str | None = None, max_parameters: int | None = None) -> list[CatalogEntry]:
-    entries = _bundled_entries() + _keras_entries()
+    entries = _bundled_entries() + _keras_entries() + _garden_entries()
     if task is not None:
         entries = [e for e in entries if e.task == task]
     if max_parameters is not None:
@@ -74,6 +74,18 @@ def _keras_entries() -> list[CatalogEntry]:
         )
         for name, entry in keras_apps.catalog().items()
     ]
+
+
+def _garden_entries() -> list[CatalogEntry]:
+    """Model Garden detectors (edgezoo/zoo/garden.py); listed without importing the Garden."""
+    from edgezoo.zoo.garden import PREFIX, PREPROCESSING
+
+    return [CatalogEntry(
+        source=f"{PREFIX}retinanet_mobile_coco?backbone={backbone}&input_size=320&classes=N",
+        task="detection", parameters=None, input_shape=(320, 320, 3), preprocessing=PREPROCESSING.description,
+        license="Apache-2.0 (TensorFlow Model Garden)",
+        description=f"RetinaNet with a {backbone} backbone and an FPN from the Garden's config; ?checkpoint=PATH for trained weights",
+    ) for backbone in ("mobilenetv2", "mobilenetv3small", "mobilenetv3large")]
 
 
 def parse_count(text: str) -> int:

@@ -112,8 +112,18 @@ def load_local(source: str, options: LoadOptions) -> LoadedModel:
         inputs=inputs,
         outputs=outputs,
         sha256=sha256_of_path(path),
-        task="classification" if looks_like_classifier(outputs, saved_model) else None,
+        task=_task_of(outputs, saved_model),
     ))
+
+
+DETECTOR_OUTPUTS = {"detection_boxes", "detection_classes", "detection_scores", "num_detections"}
+
+
+def _task_of(outputs, saved_model: Path) -> str | None:
+    """A detector exported with the Model Garden's outputs (edgezoo/tasks/detection.py), a classifier, or neither."""
+    if DETECTOR_OUTPUTS <= {spec.name for spec in outputs}:
+        return "detection"
+    return "classification" if looks_like_classifier(outputs, saved_model) else None
 
 
 def _export_h5(path: Path, options: LoadOptions) -> Path:

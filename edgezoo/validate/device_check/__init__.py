@@ -111,7 +111,7 @@ def _measurable(tolerance: Tolerance) -> dict:
     script = device_script()
     measurable = {*script.METRICS, *(name for kind in script.KIND_METRICS.values() for name in kind)}
     limits = {k: v for k, v in dataclasses.asdict(tolerance).items() if v is not None}
-    checked = {k: v for k, v in limits.items() if LIMITS[k][0] in measurable}
+    checked = {k: v for k, v in limits.items() if k in LIMITS and LIMITS[k][0] in measurable}
     return {"tolerance": checked, "limits": {k: list(LIMITS[k][:2]) for k in checked}, "not_checked": sorted(set(limits) - set(checked))}
 
 

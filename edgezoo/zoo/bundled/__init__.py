@@ -66,6 +66,8 @@ def load_bundled(source: str, options: LoadOptions) -> LoadedModel:
 
 def _load_data(folder: Path, meta: dict, input_name: str) -> ModelData:
     data = np.load(folder / meta["data"])
+    if meta.get("task") == "detection":
+        return _detection_data(data, meta, input_name)
     splits = np.load(folder / "splits.npz")
     preprocessing = Preprocessing.from_json(meta["preprocessing"])
     images = preprocessing.apply(data["images"][..., None])
@@ -73,4 +75,14 @@ def _load_data(folder: Path, meta: dict, input_name: str) -> ModelData:
         calibration={input_name: images[splits["calibration"]]},
         heldout={input_name: images[splits["heldout"]]},
         heldout_labels=data["labels"][splits["heldout"]].astype(np.int64),
+    )
+
+
+def _detection_data(data, meta: dict, input_name: str) -> ModelData:
+    """A bundled detector's images (uint8 RGB) preprocessed, with the held-out images' ground-truth boxes."""
+    preprocessing = Preprocessing.from_json(meta["preprocessing"])
+    return ModelData(
+        calibration={input_name: preprocessing.apply(data["calibration_images"])},
+        heldout={input_name: preprocessing.apply(data["heldout_images"])},
+        heldout_boxes=(data["heldout_boxes"], data["heldout_classes"]),
     )

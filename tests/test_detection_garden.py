@@ -1,0 +1,88 @@
+"""Detectors from the Model Garden's own tools: a SavedModel exported by official.vision.serving.detection (the Garden's
+DetectionModule) loads from disk as a detector and converts with detection parity; `garden:` sources parse and refuse
+bad options before anything is built."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgezoo
+from edgezoo.errors import EdgezooError, SourceNotFoundError, UsageError
+
+MODEL_DIR = Path(edgezoo.__file__).parent / "zoo" / "bundled" / "shapes_detector"
+
+
+@pytest.fixture(scope="session")
+def garden_export(tmp_path_factory):
+    """The bundled detector's weights in a Garden RetinaNet, exported by the Garden's DetectionModule (float input,
+    NMS v2, boxes in pixels, integer classes and count, plus image_info)."""
+    from edgezoo import _tf
+    from edgezoo.detection.garden_model import DetectorSpec, build, model_config, restore_from_export
+
+    tf = _tf.tf()
+    from official.core import exp_factory
+    from official.vision.serving import detection
+
+    spec = DetectorSpec.from_json(__import__("json").loads((MODEL_DIR / "detector.json").read_text())["spec"])
+    model = build(spec)
+    restore_from_export(model, spec, MODEL_DIR / "saved_model")
+    params = exp_factory.get_exp_config(spec.experiment)
+    params.task.model = model_config(spec)
+    module = detection.DetectionModule(params=params, model=model, batch_size=1, input_image_size=[spec.input_size] * 2,
+                                       input_type="tflite")  # the Garden's name for "already preprocessed float images"
+    folder = tmp_path_factory.mktemp("garden-export") / "retinanet"
+    tf.saved_model.save(module, str(folder), signatures=module.get_inference_signatures({"tflite": "serving_default"}))
+    return folder
+
+
+def test_a_garden_exported_detector_loads_as_a_detector_and_matches_edgezoos_export(garden_export):
+    """The Garden's own export (boxes in pixels, integer classes and count, image_info beside them) against edgezoo's
+    export of the same weights, through the detection check: the same boxes once normalised, the same class ids."""
+    from edgezoo.detection.reference import run_signature
+    from edgezoo.targets import resolve_profile
+    from edgezoo.tasks import detection as task
+    from edgezoo.validate.detection import detection_report
+
+    model = edgezoo.load(str(garden_export))
+    assert model.task == "detection" and "image_info" in {o.name for o in model.outputs}
+    assert task.target_model(model, resolve_profile("phone")) is model  # no tflite_postprocess signature: v2 everywhere
+    bundled = edgezoo.load("shapes-detector")
+    heldout = bundled.load_data().heldout["images"][:12]
+    garden = run_signature(model.saved_model_dir, "serving_default", {"inputs": heldout})
+    assert np.max(garden["detection_boxes"]) > 2  # pixels, as the Garden writes them
+    ours = task.run_reference(bundled, {"images": heldout}).v2
+    tolerance = resolve_profile("onnx").tolerance_for(__import__("edgezoo").converter.base.Quantization.FLOAT32)
+    parity, pictures = detection_report(ours, garden, runtime="tensorflow", tolerance=tolerance,
+                                        score_threshold=task.score_threshold(bundled), image_size=task.image_size(model))
+    detections = parity.outputs[0]
+    assert parity.passed, parity.summary()
+    assert detections.metrics["matched_detections"] >= 20 and detections.metrics["mean_matched_iou"] > 0.999
+    # The Garden keeps detections down to its 0.05 threshold; those under edgezoo's 0.3 + margin are excused, not matched.
+    assert detections.metrics["artifact_detections"] >= detections.metrics["reference_detections"]
+
+
+@pytest.mark.parametrize("source, error", [
+    ("garden:retinanet_mobile_coco?backbone=resnet50", UsageError),
+    ("garden:retinanet_mobile_coco?input_size=100", UsageError),
+    ("garden:retinanet_mobile_coco?classes=0", UsageError),
+    ("garden:no_such_experiment", SourceNotFoundError),
+    ("garden:retinanet_mobile_coco?classes=3&checkpoint=/nonexistent/ckpt-1", SourceNotFoundError),
+])
+def test_bad_garden_sources_are_refused_with_what_to_do(source, error, tmp_path):
+    with pytest.raises(error) as raised:
+        edgezoo.load(source, cache_dir=tmp_path)
+    assert isinstance(raised.value, EdgezooError) and ("garden" in str(raised.value) or "Garden" in str(raised.value))
+
+
+def test_garden_detectors_are_listed_without_building_or_importing_the_garden():
+    import subprocess
+
+    code = ("import sys; from edgezoo.zoo.catalog import list_models; "
+            "found = [e.source for e in list_models(task='detection')]; "
+            "assert 'official' not in sys.modules, 'imported the Garden'; print(found)")
+    listed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "shapes-detector" in listed and "garden:retinanet_mobile_coco?backbone=mobilenetv2" in listed
