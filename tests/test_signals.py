@@ -120,6 +120,13 @@ def _with_child(proc, out, word):
     return _staging(out) if _staging(out) and any(word in _cmdline(p) for p in pids) else None
 
 
+def _owned_staging(out):
+    """The staging folders once each holds its owner record (a kill between making the folder and writing the record
+    would leave a folder the next run cannot judge: that is not what the SIGKILL test is about)."""
+    found = _staging(out)
+    return found if found and all((folder / ".edgezoo-owner").is_file() for folder in found) else None
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Three runs started together (they overlap, which keeps the wall time down); a watcher signals each at its moment."""
@@ -135,7 +142,7 @@ def runs(tmp_path_factory):
     watchers = {}
     for name, (targets, signum, word) in plans.items():
         proc, out = _start(root / name, *targets), root / name
-        ready = (lambda proc=proc, out=out, word=word: _with_child(proc, out, word)) if word else (lambda out=out: _staging(out))
+        ready = (lambda proc=proc, out=out, word=word: _with_child(proc, out, word)) if word else (lambda out=out: _owned_staging(out))
         watchers[name] = (Watcher(proc, ready, signum, f"a staging folder and a {word or 'staging'} process"), out)
     yield watchers
     for watcher, _ in watchers.values():  # whatever a failed test left: the run and its whole process group

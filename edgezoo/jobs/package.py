@@ -56,8 +56,16 @@ class JobOutcome:
 
 
 def strip_callables(model):
-    """A LoadedModel that pickles: its lazy data loader dropped (the data travels in Prepared)."""
-    return dataclasses.replace(model, load_data=None) if getattr(model, "load_data", None) is not None else model
+    """A LoadedModel that pickles: its lazy data loader dropped (the data travels in Prepared) unless it pickles itself
+    (a bundled model's, which tasks read for ground truth such as a detector's boxes)."""
+    loader = getattr(model, "load_data", None)
+    if loader is None:
+        return model
+    try:
+        pickle.dumps(loader)
+        return model
+    except (pickle.PicklingError, TypeError, AttributeError):  # a lambda or a closure over unpicklable state
+        return dataclasses.replace(model, load_data=None)
 
 
 def prepared_for(model, data, reference, pruning=None) -> Prepared:

@@ -5,8 +5,9 @@ Bundled models need no network; `digits-cnn` is the default model of the demo an
 
 from __future__ import annotations
 
+
 import json
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ def load_bundled(source: str, options: LoadOptions) -> LoadedModel:
         license=meta.get("weights_license"),
         description=meta.get("description"),
         author=meta.get("author"),
-        load_data=lambda: _load_data(folder, meta, inputs[0].name),
+        load_data=partial(_load_data, folder, meta, inputs[0].name),  # a partial pickles: worker processes get it too
     )
 
 
