@@ -128,11 +128,13 @@ def _options(table, where: str, problems: list[str]) -> dict:
     if "keep_float" in options:
         options["keep_float"] = _strings(options["keep_float"], f"{where}.keep_float", problems)
     if "input_shapes" in options:
-        shapes = options["input_shapes"]
-        for name, shape in shapes.items():
-            if not (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
+        shapes = {}
+        for name, shape in options["input_shapes"].items():
+            if isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+                shapes[name] = tuple(shape)
+            else:
                 problems.append(f"{where}.input_shapes.{name}: must be a list of positive integers (batch first), got {shape!r}.")
-        options["input_shapes"] = tuple((name, tuple(shape)) for name, shape in shapes.items())
+        options["input_shapes"] = tuple(shapes.items())
     return options
 
 
