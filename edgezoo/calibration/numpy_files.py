@@ -59,6 +59,9 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         with zipfile.ZipFile(path) as archive:
             total = 0
             for info in archive.infolist():
+                if info.flag_bits & 0x1:  # zipfile would raise RuntimeError asking for a password
+                    raise CalibrationDataError(f"cannot read {where}: its member '{info.filename}' is encrypted. Save the "
+                                               "arrays with np.savez, without a password.")
                 with archive.open(info) as member:
                     if info.filename.endswith(".npy") and member.read(6) == b"\x93NUMPY":
                         with archive.open(info) as handle:  # from the start again: read_magic wants it

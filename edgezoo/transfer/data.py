@@ -134,7 +134,7 @@ def _label_indices(raw: np.ndarray, where: str, given_names=None) -> tuple[np.nd
         if raw.size and raw.min() < 0:
             raise CalibrationDataError(f"{where}: labels must be class indices 0..K-1 or class names; found {int(raw.min())}.")
         count = int(raw.max()) + 1 if raw.size else 0
-        names = tuple(str(n) for n in given_names) if given_names is not None else tuple(str(i) for i in range(count))
+        names = tuple(str(n) for n in np.asarray(given_names).reshape(-1)) if given_names is not None else tuple(str(i) for i in range(count))
         if len(names) < count:
             raise CalibrationDataError(f"{where}: label {count - 1} has no name ({len(names)} class names given).")
         present = np.unique(raw)
