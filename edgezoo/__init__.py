@@ -35,13 +35,7 @@ def convert(source, options=None, *, feedback=None, **option_fields):
     from edgezoo.options import ConvertOptions
     from edgezoo.pipeline import convert as run
 
-    if "target" in option_fields:
-        option_fields["targets"] = option_fields.pop("target")
-    if options is None:
-        options = ConvertOptions(**option_fields)
-    elif option_fields:
-        raise TypeError("give either options= or option keywords, not both")
-    return run(source, options, feedback)
+    return run(source, _options(ConvertOptions, options, option_fields), feedback)
 
 
 def build(matrix, options=None, *, on_event=None, **option_fields):
@@ -51,11 +45,7 @@ def build(matrix, options=None, *, on_event=None, **option_fields):
     Give either a BuildOptions or its fields as keywords; on_event(dict) receives the progress events."""
     from edgezoo.matrix import BuildOptions, build as run
 
-    if options is None:
-        options = BuildOptions(**option_fields)
-    elif option_fields:
-        raise TypeError("give either options= or option keywords, not both")
-    return run(matrix, options, on_event)
+    return run(matrix, _options(BuildOptions, options, option_fields), on_event)
 
 
 def finetune(source, options=None, *, feedback=None, on_epoch=None, **option_fields):
@@ -66,13 +56,18 @@ def finetune(source, options=None, *, feedback=None, on_epoch=None, **option_fie
     """
     from edgezoo.transfer import FinetuneOptions, finetune as run
 
+    return run(source, _options(FinetuneOptions, options, option_fields), feedback, on_epoch)
+
+
+def _options(kind, options, option_fields: dict):
+    """The options object a call was given, or one made of its keyword fields (`target=` is accepted for `targets=`)."""
     if "target" in option_fields:
         option_fields["targets"] = option_fields.pop("target")
     if options is None:
-        options = FinetuneOptions(**option_fields)
-    elif option_fields:
+        return kind(**option_fields)
+    if option_fields:
         raise TypeError("give either options= or option keywords, not both")
-    return run(source, options, feedback, on_epoch)
+    return options
 
 
 def resolve_profile(name_or_path: str):
