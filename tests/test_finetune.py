@@ -50,7 +50,7 @@ def finetuned(tmp_path_factory, digit_folder):
 
 
 @pytest.fixture(scope="module")
-def test_split(finetuned, digit_folder):
+def held_out_split(finetuned, digit_folder):
     """The held-out test split, rebuilt independently from the data, the seed and the documented split."""
     from edgezoo.transfer.data import read_labelled, stratified_split
 
@@ -58,7 +58,7 @@ def test_split(finetuned, digit_folder):
     return stratified_split(data, 0.15, 0.15, TRAINING["seed"]).test
 
 
-def test_trained_model_beats_chance_on_every_runtime_and_the_table_is_measured(finetuned, test_split):
+def test_trained_model_beats_chance_on_every_runtime_and_the_table_is_measured(finetuned, held_out_split):
     """Accuracy per runtime recomputed here from each artifact's outputs on its runtime against the true labels."""
     from edgezoo.validate.runners import runner_for
 
@@ -72,19 +72,19 @@ def test_trained_model_beats_chance_on_every_runtime_and_the_table_is_measured(f
     assert rows["float (trained SavedModel)"]["accuracy"] >= 0.85  # chance is about 0.5: it learned the new labelling
     for target in (*result.conversion.targets, *result.qat_conversion.targets):
         name = target.target + (" + QAT" if target in result.qat_conversion.targets else "")
-        outputs = runner_for(target.profile.runtime).run(target.artifact, {"image": test_split.pixels})["probabilities"]
-        measured = float(np.mean(outputs.argmax(-1) == test_split.labels))
+        outputs = runner_for(target.profile.runtime).run(target.artifact, {"image": held_out_split.pixels})["probabilities"]
+        measured = float(np.mean(outputs.argmax(-1) == held_out_split.labels))
         assert rows[name]["accuracy"] == pytest.approx(measured), name
-        assert rows[name]["samples"] == len(test_split) == result.report["training"]["split"]["test"]
+        assert rows[name]["samples"] == len(held_out_split) == result.report["training"]["split"]["test"]
         assert rows[name]["accuracy"] >= 0.8, name
     assert [t.target for t in result.qat_conversion.targets] == ["microcontroller"]  # --qat converts the int8 targets only
     assert result.qat_conversion.targets[0].artifact.quantization.value == "int8"
     assert [phase for phase, *_ in epochs].count("qat") == len([r for r in result.report["training"]["history"] if r["phase"] == "qat"]) >= 1
     confusion = np.asarray(result.report["test"]["confusion"])
-    assert confusion.sum() == len(test_split) and np.trace(confusion) == result.report["test"]["correct"]
+    assert confusion.sum() == len(held_out_split) and np.trace(confusion) == result.report["test"]["correct"]
 
 
-def test_the_exported_model_takes_raw_pixels_and_is_a_zoo_source(finetuned, test_split):
+def test_the_exported_model_takes_raw_pixels_and_is_a_zoo_source(finetuned, held_out_split):
     import edgezoo
     from edgezoo.validate.runners.tensorflow import run_reference
 
@@ -94,14 +94,14 @@ def test_the_exported_model_takes_raw_pixels_and_is_a_zoo_source(finetuned, test
     assert model.preprocessing.pixel_max == 255 and model.preprocessing.scale == 1.0
     assert "0..16 divided by 16" in model.preprocessing.description  # the backbone's own, inside the model
     assert model.details["training"]["split"]["seed"] == 0
-    raw = run_reference(model, {"image": test_split.pixels})["probabilities"].argmax(-1)
-    scaled = run_reference(model, {"image": test_split.pixels / 255.0})["probabilities"].argmax(-1)  # what the backbone expects
-    assert np.mean(raw == test_split.labels) >= 0.85
+    raw = run_reference(model, {"image": held_out_split.pixels})["probabilities"].argmax(-1)
+    scaled = run_reference(model, {"image": held_out_split.pixels / 255.0})["probabilities"].argmax(-1)  # what the backbone expects
+    assert np.mean(raw == held_out_split.labels) >= 0.85
     assert np.mean(scaled != raw) > 0.1, "pre-scaled input gave the same answers: the scaling is not inside the model"
     assert (result.output_dir / "labels.txt").read_text().split() == ["high", "low"]
 
 
-def test_a_broken_artifact_loses_accuracy_and_parity(finetuned, test_split, tmp_path):
+def test_a_broken_artifact_loses_accuracy_and_parity(finetuned, held_out_split, tmp_path):
     from edgezoo.converter.base import Artifact
     from edgezoo.transfer.accuracy import artifact_accuracy, run_outputs
     from edgezoo.targets.profile import Tolerance
@@ -114,11 +114,11 @@ def test_a_broken_artifact_loses_accuracy_and_parity(finetuned, test_split, tmp_
     shutil.copy(onnx.artifact.path, broken_path)
     tamper_onnx_weights(broken_path)
     broken = Artifact(**{**onnx.artifact.__dict__, "path": broken_path, "files": (broken_path,)})
-    good = artifact_accuracy(onnx.artifact, "onnxruntime", test_split, "image", "probabilities")
-    bad = artifact_accuracy(broken, "onnxruntime", test_split, "image", "probabilities")
+    good = artifact_accuracy(onnx.artifact, "onnxruntime", held_out_split, "image", "probabilities")
+    bad = artifact_accuracy(broken, "onnxruntime", held_out_split, "image", "probabilities")
     assert bad["accuracy"] < good["accuracy"] - 0.1
-    reference = {"probabilities": run_outputs(onnx.artifact, "onnxruntime", test_split.pixels, "image", "probabilities")}
-    candidate = {"probabilities": run_outputs(broken, "onnxruntime", test_split.pixels, "image", "probabilities")}
+    reference = {"probabilities": run_outputs(onnx.artifact, "onnxruntime", held_out_split.pixels, "image", "probabilities")}
+    candidate = {"probabilities": run_outputs(broken, "onnxruntime", held_out_split.pixels, "image", "probabilities")}
     assert not compare_outputs(reference, candidate, classifier=True, tolerance=onnx.parity.tolerance, runtime="onnxruntime").passed
     assert compare_outputs(reference, reference, classifier=True, tolerance=onnx.parity.tolerance, runtime="onnxruntime").passed
 
