@@ -18,7 +18,7 @@ from edgezoo import _tf
 from edgezoo._workspace import scratch_dir
 from edgezoo.errors import ConversionError, UsageError
 from edgezoo.validate import metrics
-from edgezoo.zoo.base import LoadedModel, read_signature, sha256_of_path
+from edgezoo.zoo.base import LoadedModel, read_signature, sha256_of_path, tf_keras_model
 
 FINE_TUNE_STEPS = 300  # optimiser steps of distillation; the schedule reaches the sparsity at 60% of them
 BATCH_SIZE = 32
@@ -75,15 +75,8 @@ def gzip_size(files) -> int:
 
 def _load_keras(model: LoadedModel):
     keras = _tf.tf_keras()
-    try:
-        with _tf.quiet_native_output():
-            loaded = keras.models.load_model(model.saved_model_dir, compile=False)
-    except Exception as exc:  # a plain SavedModel raises one of several kinds here
-        raise UsageError(
-            f"--prune needs a Keras model, and {model.source} is not one tf-keras can load ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}). Pruning works on bundled models, keras:NAME, .h5 files and "
-            "SavedModels written by tf-keras' model.save(); convert this source without --prune."
-        ) from exc
+    loaded = tf_keras_model(model, "--prune", "Pruning works on bundled models, keras:NAME, .h5 files and SavedModels written by "
+                          "tf-keras' model.save(); convert this source without --prune.")
     if not isinstance(loaded, keras.Model) or not (isinstance(loaded, keras.Sequential) or getattr(loaded, "_is_graph_network", False)):
         raise UsageError(
             f"--prune needs a Keras model (Sequential or functional); {model.source} loads as {type(loaded).__name__}, "

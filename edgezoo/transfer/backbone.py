@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from edgezoo import _tf
 from edgezoo.errors import UsageError
 from edgezoo.zoo import LoadedModel, Preprocessing, load
+from edgezoo.zoo.base import tf_keras_model
 from edgezoo.zoo.source_options import split_options
 
 FEATURES_OPTION = "features"
@@ -115,16 +116,9 @@ def _keras_model_cut(source: str, load_options, layer_name: str | None) -> Backb
 def _keras_model(loaded: LoadedModel):
     """The LoadedModel's SavedModel as a tf-keras functional model (the zoo checked it before it was loaded)."""
     keras = _tf.tf_keras()
-    try:
-        with _tf.quiet_native_output():
-            model = keras.models.load_model(loaded.saved_model_dir, compile=False)
-    except Exception as exc:  # a plain SavedModel raises one of several kinds here
-        raise UsageError(
-            f"finetune needs a Keras model as the feature extractor, and {loaded.source} is not one tf-keras can load "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Use keras:NAME, a hub: feature-vector "
-            "module, a .h5 file or a SavedModel written by tf-keras' model.save() (a Keras 3 .keras file loads in Keras 3 only: "
-            "save the model with tf-keras as .h5 to fine-tune on it)."
-        ) from exc
+    model = tf_keras_model(loaded, "finetune", "Use keras:NAME, a hub: feature-vector module, a .h5 file or a SavedModel written "
+                           "by tf-keras' model.save() as the feature extractor (a Keras 3 .keras file loads in Keras 3 only: save "
+                           "the model with tf-keras as .h5 to fine-tune on it).")
     if not (isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)):
         raise UsageError(f"{loaded.source} loads as {type(model).__name__}, not as a Sequential or functional Keras model, so it "
                          "cannot be cut at a layer. Save it as a functional model.")

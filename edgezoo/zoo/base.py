@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgezoo.errors import CorruptModelError
+from edgezoo.errors import CorruptModelError, UsageError
 
 SIGNATURE_KEY = "serving_default"
 
@@ -184,3 +184,17 @@ def read_signature(saved_model_dir: Path, signature_key: str = SIGNATURE_KEY) ->
         for name, spec in sorted(function.structured_outputs.items())
     )
     return inputs, outputs
+
+
+def tf_keras_model(model: LoadedModel, needs: str, otherwise: str):
+    """The LoadedModel's SavedModel as a tf-keras model, for the steps that change a model's layers (pruning,
+    fine-tuning); a SavedModel tf-keras cannot load is a UsageError: `needs` says which step needs Keras, `otherwise` what to do."""
+    from edgezoo import _tf
+
+    keras = _tf.tf_keras()
+    try:
+        with _tf.quiet_native_output():
+            return keras.models.load_model(model.saved_model_dir, compile=False)
+    except Exception as exc:  # a plain SavedModel raises one of several kinds here
+        raise UsageError(f"{needs} needs a Keras model, and {model.source} is not one tf-keras can load ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}). {otherwise}") from exc
