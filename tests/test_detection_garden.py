@@ -173,3 +173,19 @@ def test_parity_on_a_random_weight_garden_detector_refuses_to_mean_anything(gard
                                      score_threshold=task.score_threshold(model), image_size=task.image_size(model))
         assert not parity.passed and parity.exit_code == 1
         assert "detects nothing" in parity.outputs[0].violations[0] and "checkpoint" in parity.outputs[0].violations[0]
+
+
+def test_a_garden_exported_detector_converts_to_onnx_with_detection_parity(garden_export, tmp_path):
+    """The Garden's own export (its NMS as ordinary ops) on a real runtime: ONNX Runtime's boxes matched to TensorFlow's
+    on the shapes images (given as the check's inputs: a SavedModel from disk has no data of its own)."""
+    bundled = edgezoo.load("shapes-detector")
+    images = tmp_path / "shapes.npz"
+    np.savez(images, inputs=bundled.load_data().heldout["images"])  # already preprocessed, as the export's float input takes them
+    run = edgezoo.convert(str(garden_export), targets=("onnx",), calibration=str(images), out_dir=tmp_path / "out", force=True)
+    (result,) = run.targets
+    assert result.passed, result.parity.summary()
+    assert result.report["calibration"]["origin"] != "synthetic" and not result.report["calibration"]["synthetic"]
+    detections = result.parity.outputs[0]
+    assert detections.name == "detections" and detections.metrics["reference_detections"] >= 20
+    assert detections.metrics["detection_recall"] >= 0.98 and detections.metrics["mean_matched_iou"] > 0.99
+    assert {"NonMaxSuppression"} & set(result.artifact.ops) or {"TopK", "Loop"} <= set(result.artifact.ops), result.artifact.ops
