@@ -11,17 +11,15 @@ import subprocess
 import numpy as np
 import pytest
 
-import edgezoo
 from tests.test_device_check import _device_env, device_python  # noqa: F401  (the device venv fixture)
 
 
 @pytest.fixture(scope="session")
-def phone_detector(tmp_path_factory):
-    """The bundled detector converted for the phone (float16, TFLite_Detection_PostProcess), once."""
-    run = edgezoo.convert("shapes-detector", targets=("phone",), out_dir=tmp_path_factory.mktemp("det-phone"), force=True)
-    (result,) = run.targets
-    assert result.passed, result.parity.summary()
-    return result
+def phone_detector(strict_int8):
+    """A real converted detector: the bundled one as int8 for a phone NPU with float fallback (tests/conftest.py; shared
+    with tests/test_detection_int8.py, so the session converts once): TFLite_Detection_PostProcess fed by int8 heads."""
+    assert strict_int8.passed, strict_int8.parity.summary()
+    return strict_int8
 
 
 def _postprocess_anchors(model):
@@ -94,7 +92,7 @@ def test_validate_command_judges_a_detector_by_its_boxes_whatever_the_output_ord
     assert detections["name"] == "detections" and detections["kind"] == "detections"
     assert all(h["name"] in ("raw_boxes", "raw_scores") for h in heads)  # extra outputs only as the task judges them
     assert detections["detection_recall"] >= 0.95 and detections["detection_precision"] >= 0.95
-    assert detections["reference_detections"] >= 40 and detections["mean_matched_iou"] >= 0.95
+    assert detections["reference_detections"] >= 40 and detections["mean_matched_iou"] >= 0.9
     assert report["validated"]["outputs"]["detection_boxes"] == "detection_boxes"  # matched by name
     assert len(report["detections"]["reference"]) == len(report["detections"]["artifact"]) >= 1  # the pictures' data
     manifest = json.loads((tmp_path / "out" / "shapes-detector" / "validate-phone" / "device_check" / "tolerances.json").read_text())

@@ -17,6 +17,7 @@ Error figures are noise-to-signal power ratios (NSR, 10^(-SNR/10)), which add up
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -59,7 +60,9 @@ class _Model:
 
         probe = Interpreter(model_content=flatbuffer)
         selections = [op for op in probe._get_ops_details() if op["op_name"] in SELECTION_OPS]
-        self.interpreter = Interpreter(model_content=flatbuffer, experimental_preserve_all_tensors=keep_tensors or bool(selections))
+        with warnings.catch_warnings():  # "intended for debugging": it is what reading intermediate tensors takes
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+            self.interpreter = Interpreter(model_content=flatbuffer, experimental_preserve_all_tensors=keep_tensors or bool(selections))
         self.interpreter.allocate_tensors()  # before reset_all_variables, which needs allocated state tensors
         self.runner = self.interpreter.get_signature_runner()
         self.inputs = self.runner.get_input_details()
