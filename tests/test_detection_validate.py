@@ -162,3 +162,13 @@ def test_the_device_scripts_detection_matching_agrees_with_edgezoos():
     for name in (*script.DETECTION_METRICS, "matched_detections", "reference_detections", "artifact_detections", "near_threshold_unmatched"):
         assert found[name] == pytest.approx(expected[name], abs=1e-12), name
     assert 0 < found["detection_recall"] < 1  # the case is not trivial
+
+
+def test_an_output_map_is_refused_for_a_detector_with_what_to_do(phone_detector, tmp_path):
+    from edgezoo.errors import UsageError
+    from edgezoo.validate.standalone import ValidateOptions, validate_artifact
+
+    options = ValidateOptions(out_dir=tmp_path, output_map={"detection_boxes": "detection_scores"})
+    with pytest.raises(UsageError, match="matched by name") as raised:
+        validate_artifact("shapes-detector", phone_detector.artifact.path, options)
+    assert "detection_boxes" in str(raised.value) and not list(tmp_path.iterdir())  # refused before anything is written
