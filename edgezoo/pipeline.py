@@ -268,7 +268,8 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         # layers where parity needs it; auto tries the candidates in order of size (edgezoo/quantize/).
         checked = convert_auto(target, staging, options) if auto else convert_checked(target, quantization, staging, options)
         artifact, parity = checked.artifact, checked.parity
-        golden = GoldenSet(model.name, profile.name, parity.tolerance, model.is_classifier, data.heldout, reference)
+        golden = GoldenSet(model.name, profile.name, parity.tolerance, model.is_classifier, data.heldout, reference,
+                           detection=task.golden_settings(model))
         extra = {**checked.report, **task.report_sections(parity, model, data)}
         extra["reproducibility"] = reproducibility.section(model=model, profile=profile, quantization=quantization, options=options,
                                                            data=data, artifact=artifact, folder=staging)

@@ -12,6 +12,7 @@ import pytest
 
 import edgezoo
 from edgezoo.errors import EdgezooError, SourceNotFoundError, UsageError
+from tests.loopback_server import loopback  # noqa: F401  (fixture)
 
 MODEL_DIR = Path(edgezoo.__file__).parent / "zoo" / "bundled" / "shapes_detector"
 
@@ -86,3 +87,105 @@ def test_garden_detectors_are_listed_without_building_or_importing_the_garden():
             "assert 'official' not in sys.modules, 'imported the Garden'; print(found)")
     listed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "shapes-detector" in listed and "garden:retinanet_mobile_coco?backbone=mobilenetv2" in listed
+
+
+# --- garden: sources with a checkpoint from a URL, and without one (random weights) ---------------------------------
+
+SMALL = {"input_size": 128, "classes": 3, "filter_size_scale": 0.35}
+SMALL_SOURCE = "garden:retinanet_mobile_coco?backbone=mobilenetv2&input_size=128&classes=3&filter_size_scale=0.35"
+
+
+@pytest.fixture(scope="session")
+def garden_checkpoint(tmp_path_factory):
+    """A small Garden RetinaNet built here (its own random initialisation), saved as a TensorFlow checkpoint and packed as
+    a .tar.gz the way a training job's folder is published; with the sum of each of its variables, to recognise them."""
+    import io
+    import tarfile
+
+    from edgezoo import _tf
+    from edgezoo.detection.garden_model import build
+    from edgezoo.zoo.garden import spec_for
+
+    tf = _tf.tf()
+    model = build(spec_for("retinanet_mobile_coco", SMALL))
+    folder = tmp_path_factory.mktemp("garden-ckpt")
+    tf.train.Checkpoint(model=model).save(str(folder / "ckpt"))  # ckpt-1.index, ckpt-1.data-*, and the `checkpoint` file
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz") as archive:
+        for file in sorted(folder.iterdir()):
+            archive.add(file, arcname=file.name)
+    return packed.getvalue(), _fingerprint(model.variables)
+
+
+def _fingerprint(variables) -> list[float]:
+    return sorted(round(float(np.sum(v.numpy(), dtype=np.float64)), 4) for v in variables)
+
+
+def _saved_variables(model) -> list[float]:
+    from edgezoo import _tf
+
+    loaded = _tf.tf().saved_model.load(str(model.saved_model_dir))
+    return _fingerprint(loaded.signatures["heads"].variables)
+
+
+def test_a_garden_checkpoint_from_a_url_is_fetched_verified_and_restored(garden_checkpoint, loopback, tmp_path):  # noqa: F811
+    import hashlib
+
+    archive, weights = garden_checkpoint
+    url = loopback.serve("models/retinanet-small.tar.gz", archive)
+    digest = hashlib.sha256(archive).hexdigest()
+    model = edgezoo.load(f"{SMALL_SOURCE}&checkpoint={url}&sha256={digest}", cache_dir=tmp_path)
+    assert model.details["checkpoint"] == url and not model.details["random_weights"]
+    assert [p.parent.parent.parent.name for p in (tmp_path / "files").rglob("ckpt-1.index")] == [loopback.url.split("//")[1]]  # <cache>/files/<host>/<path>, like other weights
+    restored = _saved_variables(model)
+    assert len(restored) == len(weights) and np.allclose(restored, weights, atol=1e-3)  # the checkpoint's weights, not new ones
+    requests = len(loopback.requests)
+    again = edgezoo.load(f"{SMALL_SOURCE}&checkpoint={url}&sha256={digest}", cache_dir=tmp_path)
+    assert again.saved_model_dir == model.saved_model_dir and len(loopback.requests) == requests  # cached: not fetched again
+
+
+def test_a_garden_checkpoint_with_the_wrong_sha256_is_refused_and_nothing_is_kept(garden_checkpoint, loopback, tmp_path):  # noqa: F811
+    archive, _ = garden_checkpoint
+    url = loopback.serve("models/retinanet-small.tar.gz", archive)
+    wrong = "0" * 64
+    with pytest.raises(EdgezooError) as raised:
+        edgezoo.load(f"{SMALL_SOURCE}&checkpoint={url}&sha256={wrong}", cache_dir=tmp_path)
+    assert wrong in str(raised.value) and raised.value.exit_code == 2
+    assert not list(tmp_path.rglob("ckpt-1.index")) and not (tmp_path / "garden").exists()  # nothing extracted, nothing built
+
+
+def test_parity_on_a_random_weight_garden_detector_refuses_to_mean_anything(garden_checkpoint, tmp_path):
+    """Without a checkpoint the weights are random: the original detects nothing on the shapes images, and the check
+    says so instead of passing (an artifact that also finds nothing would otherwise match it perfectly)."""
+    from edgezoo.targets import resolve_profile
+    from edgezoo.converter.base import Quantization
+    from edgezoo.tasks import detection as task
+    from edgezoo.validate.detection import detection_report
+
+    model = edgezoo.load(SMALL_SOURCE, cache_dir=tmp_path)
+    assert model.details["random_weights"] and "random weights" in model.description
+    assert _saved_variables(model) != garden_checkpoint[1]  # a fresh initialisation of its own
+    images = edgezoo.load("shapes-detector").load_data().heldout["images"][:6]
+    reference = task.run_reference(model, {model.inputs[0].name: images})
+    for outputs in (reference.v2, reference.tflite):
+        assert float(np.sum(outputs["num_detections"])) == 0
+        parity, _ = detection_report(outputs, outputs, runtime="litert", tolerance=resolve_profile("phone").tolerance_for(Quantization.FLOAT32),
+                                     score_threshold=task.score_threshold(model), image_size=task.image_size(model))
+        assert not parity.passed and parity.exit_code == 1
+        assert "detects nothing" in parity.outputs[0].violations[0] and "checkpoint" in parity.outputs[0].violations[0]
+
+
+def test_a_garden_exported_detector_converts_to_onnx_with_detection_parity(garden_export, tmp_path):
+    """The Garden's own export (its NMS as ordinary ops) on a real runtime: ONNX Runtime's boxes matched to TensorFlow's
+    on the shapes images (given as the check's inputs: a SavedModel from disk has no data of its own)."""
+    bundled = edgezoo.load("shapes-detector")
+    images = tmp_path / "shapes.npz"
+    np.savez(images, inputs=bundled.load_data().heldout["images"])  # already preprocessed, as the export's float input takes them
+    run = edgezoo.convert(str(garden_export), targets=("onnx",), calibration=str(images), out_dir=tmp_path / "out", force=True)
+    (result,) = run.targets
+    assert result.passed, result.parity.summary()
+    assert result.report["calibration"]["origin"] != "synthetic" and not result.report["calibration"]["synthetic"]
+    detections = result.parity.outputs[0]
+    assert detections.name == "detections" and detections.metrics["reference_detections"] >= 20
+    assert detections.metrics["detection_recall"] >= 0.98 and detections.metrics["mean_matched_iou"] > 0.99
+    assert {"NonMaxSuppression"} & set(result.artifact.ops) or {"TopK", "Loop"} <= set(result.artifact.ops), result.artifact.ops

@@ -257,7 +257,8 @@ def _fall_back(target: Target, study: Study, request, kept, trace, workdir: Path
     moved = ", ".join(f"{tflite_precision.layer_name(site.output)} ({site.op})" for site in ranked[: best.float_count])
     return (mix.relocated(folder, workdir), mix_parity, "passed",
             f"int8 parity passed with {best.float_count} of {len(ranked)} quantisable op(s) in float" + (f" ({moved})" if moved else "")
-            + f", {len(steps)} conversion(s); {best.size_bytes:,} bytes, worst SNR {best.snr_db:.1f} dB.")
+            + f", {len(steps)} conversion(s); {best.size_bytes:,} bytes"
+            + (f", worst SNR {best.snr_db:.1f} dB." if best.snr_db is not None else f" ({best.parity})."))  # a detector's parity has no SNR
 
 
 def _ranked_sites(study: Study, trace) -> list[tflite_selective.OpSite]:

@@ -17,6 +17,7 @@ Error figures are noise-to-signal power ratios (NSR, 10^(-SNR/10)), which add up
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -45,26 +46,45 @@ def samples_of(inputs: dict[str, np.ndarray], limit: int = MAX_SAMPLES) -> list[
     return [{name: array[i : i + 1] for name, array in inputs.items()} for i in range(count)]
 
 
+# Ops that select from their inputs (NMS): their outputs are a count and padded slots, uninitialised past the count, so
+# their noise means nothing; what the measurements compare instead is what they read (a detector's heads), by these names.
+SELECTION_OPS = {"TFLite_Detection_PostProcess": ("raw_boxes", "raw_scores")}
+
+
 class _Model:
-    """A .tflite on LiteRT through its signature, optionally keeping every intermediate tensor."""
+    """A .tflite on LiteRT through its signature, optionally keeping every intermediate tensor. A selection op's outputs
+    are replaced by its inputs (SELECTION_OPS), read from the kept tensors."""
 
     def __init__(self, flatbuffer: bytes, keep_tensors: bool = False):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_content=flatbuffer, experimental_preserve_all_tensors=keep_tensors)
+        probe = Interpreter(model_content=flatbuffer)
+        selections = [op for op in probe._get_ops_details() if op["op_name"] in SELECTION_OPS]
+        with warnings.catch_warnings():  # "intended for debugging": it is what reading intermediate tensors takes
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+            self.interpreter = Interpreter(model_content=flatbuffer, experimental_preserve_all_tensors=keep_tensors or bool(selections))
         self.interpreter.allocate_tensors()  # before reset_all_variables, which needs allocated state tensors
         self.runner = self.interpreter.get_signature_runner()
         self.inputs = self.runner.get_input_details()
         self.outputs = self.runner.get_output_details()
         self.details = {d["index"]: d for d in self.interpreter.get_tensor_details()}
+        selected = {i for op in selections for i in op["outputs"]}
+        for op in probe._get_ops_details():  # and what is computed from them (integer outputs' QUANTIZE), in graph order
+            if selected & set(op["inputs"]):
+                selected |= set(op["outputs"])
+        self.hidden = {name for name, d in self.outputs.items() if d["index"] in selected}
+        self.read = {name: index for op in selections for name, index in zip(SELECTION_OPS[op["op_name"]], op["inputs"])}
 
     def __call__(self, sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.interpreter.reset_all_variables()  # each sample on its own: an LSTM's state variables would carry over
         feed = {name: quantize_input(sample[name], d) if np.issubdtype(d["dtype"], np.integer) and sample[name].dtype != d["dtype"]
                 else sample[name] for name, d in self.inputs.items()}
         out = self.runner(**feed)
-        return {name: (dequantize_output(value, self.outputs[name]) if np.issubdtype(self.outputs[name]["dtype"], np.integer)
-                       else value).astype(np.float64) for name, value in out.items()}
+        found = {name: (dequantize_output(value, self.outputs[name]) if np.issubdtype(self.outputs[name]["dtype"], np.integer)
+                        else value).astype(np.float64) for name, value in out.items() if name not in self.hidden}
+        for name, index in self.read.items():
+            found.setdefault(name, self.tensor(index))
+        return found
 
     def tensor(self, index: int) -> np.ndarray:
         detail = self.details[index]

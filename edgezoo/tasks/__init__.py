@@ -8,6 +8,7 @@ A task module exposes:
     finish_artifact(model, profile, artifact) -> Artifact  a fresh artifact made fit for its runtime
     check_parity(artifact, model, profile, inputs, reference, tolerance) -> ParityReport
     report_sections(parity, model, data) -> dict            extra report.json sections (report.html draws what it knows)
+    golden_settings(model) -> dict | None                   what the device bundle's check needs beyond tolerances (None: tensors)
 """
 
 from __future__ import annotations
@@ -23,3 +24,8 @@ DEFAULT = "edgezoo.tasks.tensors"
 
 def task_for(model) -> ModuleType:
     return importlib.import_module(TASK_MODULES.get(model.task or "", DEFAULT))
+
+
+def has_own_parity(model) -> bool:
+    """Whether the model's task judges parity its own way (not tensor by tensor): its outputs are then matched by name."""
+    return (model.task or "") in TASK_MODULES

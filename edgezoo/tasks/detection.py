@@ -147,6 +147,11 @@ def check_parity(artifact, model, profile, inputs, reference, tolerance):
     return dataclasses.replace(parity, extra=pictures)
 
 
+def golden_settings(model) -> dict:
+    """What the device bundle's check_parity.py needs to match detections as check_parity does here."""
+    return {"score_threshold": score_threshold(model), "image_size": list(image_size(model)), "background": 0}
+
+
 def report_sections(parity, model, data) -> dict:
     """report.json's `detections` section: what each side detected on the held-out images, and mAP@0.5 against the
     ground truth where the model's data has boxes."""

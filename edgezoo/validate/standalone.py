@@ -5,6 +5,11 @@ report.json, report.html and device_check/ bundle, in OUT/<model>/validate-<targ
 The artifact's format is recognised from its file (ARTIFACT_KINDS); its tensors are matched to the
 original's by --input-map/--output-map, by name, by shape, else by values (edgezoo.validate.matching); the
 tolerances are the target profile's for the quantisation the artifact turns out to use (or --quantize).
+
+A model whose task judges parity its own way (a detector: edgezoo/tasks/) is checked as `convert` checks it: the
+task's reference for the target (for a .tflite detector, the original's heads through the numpy twin of
+TFLite_Detection_PostProcess), the task's parity (matched boxes), and its report sections. Its inputs are matched
+as above; its outputs by name only (NMS-selected outputs cannot be matched by values), extra outputs ignored.
 """
 
 from __future__ import annotations
@@ -81,8 +86,8 @@ def validate_artifact(source, artifact_path: str | Path, options: ValidateOption
     from edgezoo.output import OutputTree
     from edgezoo.pipeline import Feedback, prepare_data, write_evidence
     from edgezoo.targets import resolve_profile
+    from edgezoo.tasks import has_own_parity, task_for
     from edgezoo.validate.device_check import GoldenSet
-    from edgezoo.validate.runners.tensorflow import run_reference
     from edgezoo.zoo import load
 
     options = options or ValidateOptions()
@@ -98,12 +103,18 @@ def validate_artifact(source, artifact_path: str | Path, options: ValidateOption
 
         probe(path)
     quantization = options.quantize or info.quantization
-    tolerance = profile.tolerance_for(quantization).without_detection_limits()  # detectors: not yet through `validate`
     convert_options = options.convert_options(profile.name)
     with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
         model = load(source, convert_options.load_options(feedback.progress)) if isinstance(source, str) else source
+    task, own_parity = task_for(model), has_own_parity(model)
+    tolerance = profile.tolerance_for(quantization)
+    if not own_parity:
+        tolerance = tolerance.without_detection_limits()  # judged tensor by tensor
     inputs = matching.plan_inputs({s.name: s.shape for s in model.inputs}, info.inputs, options.input_map)
-    outputs = matching.plan_outputs({s.name: s.shape for s in model.outputs}, info.outputs, options.output_map)
+    if own_parity and options.output_map:
+        raise UsageError(f"--output-map does not apply to a {model.task} model: its outputs are matched by name "
+                         f"(the artifact's: {', '.join(info.outputs)}). Export the artifact with the original signature's names.")
+    outputs = None if own_parity else matching.plan_outputs({s.name: s.shape for s in model.outputs}, info.outputs, options.output_map)
     label = f"validate-{profile.name}"
     tree = OutputTree(convert_options.out_dir, model.name, options.force)
     for note in tree.check([label]):
@@ -113,21 +124,26 @@ def validate_artifact(source, artifact_path: str | Path, options: ValidateOption
         for message in data.warnings:
             feedback.warn(message)
         with feedback.step(f"running the original on {data.num_heldout} held-out inputs"):
-            reference = run_reference(model, data.heldout)
+            reference = task.run_reference(model, data.heldout)
+        reference = task.target_reference(model, reference, profile)  # a detector's: what this format's post-processing gives
         with tree.staging(label) as staging:
             artifact = _copy_artifact(info, kind, quantization, staging)
-            by_values = " (matching tensors by values)" if inputs.groups or outputs.groups else ""
+            by_values = " (matching tensors by values)" if inputs.groups or (outputs and outputs.groups) else ""
             with feedback.step(f"checking {path.name} on {profile.runtime}{by_values}"):
-                parity, matched = _check(artifact, profile.runtime, data.heldout, reference, inputs, outputs, model, tolerance)
+                if own_parity:
+                    parity, matched = _check_task(task, artifact, profile, data.heldout, reference, inputs, info, model, tolerance)
+                else:
+                    parity, matched = _check(artifact, profile.runtime, data.heldout, reference, inputs, outputs, model, tolerance)
             for message in matched.warnings():
                 feedback.warn(message)
-            golden = GoldenSet(model.name, profile.name, tolerance, model.is_classifier, data.heldout, reference,
-                               matched.tensors("inputs"), matched.tensors("outputs"))
+            golden = GoldenSet(model.name, profile.name, tolerance, model.is_classifier, data.heldout,
+                               {name: reference[name] for name in matched.outputs} if own_parity else reference,
+                               matched.tensors("inputs"), matched.tensors("outputs"), detection=task.golden_settings(model))
             validated = {"artifact": str(path.resolve()), "quantization_detected": info.quantization.value,
                          "inputs": matched.tensors("inputs"), "outputs": matched.tensors("outputs"),
                          "matching": matched.to_json(), "matching_uncertain": matched.uncertain}
             report = write_evidence(staging, model=model, profile=profile, artifact=artifact, parity=parity, data=data, golden=golden,
-                                    extra={"validated": validated})
+                                    extra={"validated": validated, **task.report_sections(parity, model, data)})
             final = tree.publish(staging, label)
     finally:
         tree.discard_empty()
@@ -175,3 +191,15 @@ def _check(artifact, runtime, heldout, reference, inputs, outputs, model, tolera
         return ParityReport(runtime, len(next(iter(heldout.values()))), (), tolerance, error=str(exc)), matching.undecided(inputs, outputs)
     candidate = {name: produced[m.tensor] for name, m in matched.outputs.items() if m.tensor in produced}
     return compare_outputs(reference, candidate, classifier=model.is_classifier, tolerance=tolerance, runtime=runtime), matched
+
+
+def _check_task(task, artifact, profile, heldout, reference, inputs, info, model, tolerance):
+    """A task's own parity (a detector's matched boxes) on the artifact fed under its own input names; its outputs are
+    the task's by name (the artifact's order does not matter, outputs the reference lacks are not judged)."""
+    if inputs.groups:
+        raise UsageError(f"the artifact's inputs ({', '.join(info.inputs)}) cannot be told apart by names or shapes; a "
+                         f"{model.task} model's inputs are not matched by values: give --input-map NAME=TENSOR.")
+    fed = {m.tensor: heldout[name] for name, m in inputs.decided.items()}
+    parity = task.check_parity(artifact, model, profile, fed, reference, tolerance)
+    outputs = {name: matching.Match(name, matching.BY_NAME) for name in reference if name in info.outputs}
+    return parity, matching.Matching(dict(inputs.decided), outputs)

@@ -47,6 +47,9 @@ class GoldenSet:
     # The artifact's own tensor names where they differ from the golden names (artifacts made by other tools).
     input_names: dict[str, str] = field(default_factory=dict)
     output_names: dict[str, str] = field(default_factory=dict)
+    # A detector's matching settings (score_threshold, image_size, background: edgezoo.tasks.detection.golden_settings);
+    # None for a model judged tensor by tensor.
+    detection: dict | None = None
 
     @property
     def count(self) -> int:
@@ -69,7 +72,7 @@ def write_device_check(folder: Path, artifact: Artifact, golden: GoldenSet, runt
     writers = BUNDLE_WRITERS.get(runtime)
     if writers is None:
         return None
-    golden = golden.limited()
+    golden = _judged_outputs(golden.limited(), artifact)
     folder.mkdir(parents=True, exist_ok=True)
     save_npz(folder / "golden_inputs.npz", golden.inputs)
     save_npz(folder / "expected_outputs.npz", golden.expected)
@@ -78,6 +81,22 @@ def write_device_check(folder: Path, artifact: Artifact, golden: GoldenSet, runt
     commands = [command for write in writers for command in write(folder, artifact, golden)]
     files = sorted(p.relative_to(folder.parent).as_posix() for p in folder.parent.rglob("*") if p.is_file() and _in_bundle(p, folder))
     return {"folder": folder.name, "num_samples": golden.count, "commands": commands, "files": files, "not_checked": manifest["not_checked"]}
+
+
+def _judged_outputs(golden: GoldenSet, artifact: Artifact) -> GoldenSet:
+    """A detector's golden outputs: its detections, and the pre-NMS heads where the artifact has them (as the host
+    judges it); any other output (a Garden export's image_info) is not judged and not shipped."""
+    if golden.detection is None:
+        return golden
+    from edgezoo.detection.metrics import BOXES, CLASSES, COUNT, SCORES
+
+    tensor = lambda name: golden.output_names.get(name, name)  # noqa: E731
+    kept = {name: a for name, a in golden.expected.items()
+            if name in (BOXES, CLASSES, SCORES, COUNT) or (name in HEADS and tensor(name) in artifact.output_names)}
+    return dataclasses.replace(golden, expected=kept)
+
+
+HEADS = ("raw_boxes", "raw_scores")  # a detector artifact's pre-NMS outputs, when it carries them
 
 
 def _in_bundle(path: Path, folder: Path) -> bool:
@@ -100,19 +119,38 @@ def _manifest(folder: Path, artifact: Artifact, golden: GoldenSet) -> dict:
         "outputs": {name: golden.output_names.get(name, name) for name in sorted(golden.expected)},
         # Which decision metrics apply to each output, as the host judged it from the same reference outputs.
         "output_kinds": {name: output_kind(golden.expected[name], golden.classifier) for name in sorted(golden.expected)},
-        **_measurable(golden.tolerance),
+        **_measurable(golden.tolerance, golden.detection is not None),
+        **({"detection": _detection_settings(golden)} if golden.detection is not None else {}),
     }
 
 
-def _measurable(tolerance: Tolerance) -> dict:
+def _detection_settings(golden: GoldenSet) -> dict:
+    """How the device check matches a detector's boxes: edgezoo/validate/detection.py's rules and margin."""
+    from edgezoo.validate.detection import DEFAULT_MARGIN
+
+    margin = golden.tolerance.detection_score_margin
+    return {**golden.detection, "score_margin": DEFAULT_MARGIN if margin is None else margin, "iou_threshold": 0.5}
+
+
+# The tensor limits a detector's pre-NMS heads are held to (edgezoo/validate/detection.py); its detections are held to
+# the DETECTION_LIMITS, and no other tensor limit applies to a detector.
+HEAD_LIMITS = ("min_snr_db", "min_cosine", "max_relative_l2_error")
+
+
+def _measurable(tolerance: Tolerance, detector: bool = False) -> dict:
     """The limits the device checks can measure, and the names of those they cannot (said in the report)."""
-    from edgezoo.targets.profile import LIMITS
+    from edgezoo.targets.profile import ALL_LIMITS, DETECTION_LIMITS, SETTINGS
 
     script = device_script()
     measurable = {*script.METRICS, *(name for kind in script.KIND_METRICS.values() for name in kind)}
-    limits = {k: v for k, v in dataclasses.asdict(tolerance).items() if v is not None}
-    checked = {k: v for k, v in limits.items() if k in LIMITS and LIMITS[k][0] in measurable}
-    return {"tolerance": checked, "limits": {k: list(LIMITS[k][:2]) for k in checked}, "not_checked": sorted(set(limits) - set(checked))}
+    limits = {k: v for k, v in dataclasses.asdict(tolerance).items() if v is not None and k not in SETTINGS}  # margin: in `detection`
+    if detector:
+        measurable |= set(script.DETECTION_METRICS)
+        limits = {k: v for k, v in limits.items() if k in HEAD_LIMITS or k in DETECTION_LIMITS}
+    else:
+        limits = {k: v for k, v in limits.items() if k not in DETECTION_LIMITS}
+    checked = {k: v for k, v in limits.items() if k in ALL_LIMITS and ALL_LIMITS[k][0] in measurable}
+    return {"tolerance": checked, "limits": {k: list(ALL_LIMITS[k][:2]) for k in checked}, "not_checked": sorted(set(limits) - set(checked))}
 
 
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

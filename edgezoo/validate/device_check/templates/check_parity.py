@@ -9,6 +9,11 @@ the target's tolerances. It needs only numpy and the model's runtime:
     python3 check_parity.py                     # the model named in tolerances.json (../model.tflite)
     python3 check_parity.py --model other.tflite --json
 
+A detector (tolerances.json has a `detection` section) is judged by its boxes, as edgezoo judges it: per image the
+detections up to num_detections, boxes normalised to [0, 1], the background class dropped, then matched to the
+original's by class at IoU >= 0.5; recall, precision, mean IoU of matched pairs and score differences against the
+limits, detections within the score margin of the threshold excused. Its pre-NMS heads, when shipped, by tensor metrics.
+
 Exit code: 0 every output within tolerance; 1 parity failed or the model did not run;
 2 the check cannot start (runtime not installed, files missing).
 """
@@ -136,6 +141,107 @@ def violations(tolerance: dict, values: dict, limits: dict | None = None) -> lis
         elif direction == "max" and not measured <= bound:
             found.append(f"{metric} {measured:.6g} > {bound:g}")
     return found
+
+
+# --- detectors: matched boxes, the same rules as edgezoo/validate/detection.py (a test in edgezoo checks they agree) ---
+
+BOXES, CLASSES, SCORES, COUNT = "detection_boxes", "detection_classes", "detection_scores", "num_detections"
+DETECTION_OUTPUTS = (BOXES, CLASSES, SCORES, COUNT)
+DETECTION_METRICS = ("detection_recall", "detection_precision", "mean_matched_iou", "mean_score_difference", "max_score_difference")
+
+
+def split_detections(outputs: dict, image_size, background):
+    """Per image (boxes [n, 4] in [0, 1], classes [n], scores [n]) of the first num_detections slots only: slots past it
+    are uninitialised on LiteRT. Boxes in pixels (a coordinate above 1.5) are divided by the image size."""
+    found = []
+    counts = np.asarray(outputs[COUNT]).reshape(len(outputs[COUNT]), -1)[:, 0]
+    for i, count in enumerate(counts):
+        n = int(np.clip(np.rint(np.nan_to_num(count)), 0, outputs[SCORES].shape[1]))  # int8 counts dequantise to 6.98
+        boxes = np.asarray(outputs[BOXES][i, :n], np.float64).reshape(n, 4)
+        if image_size and n and np.nanmax(np.abs(boxes)) > 1.5:
+            height, width = image_size
+            boxes = boxes / np.array([height, width, height, width], np.float64)
+        boxes = np.clip(boxes, 0.0, 1.0)
+        classes = np.rint(outputs[CLASSES][i, :n]).astype(np.int64)
+        scores = np.asarray(outputs[SCORES][i, :n], np.float64)
+        keep = classes != background if background is not None else np.ones(n, bool)
+        found.append((boxes[keep], classes[keep], scores[keep]))
+    return found
+
+
+def iou_matrix(a, b):
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=-1)
+
+    def area(x):
+        return np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=-1)
+
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def match_detections(ref, cand, iou_threshold):
+    """Greedy by class: the original's detections by score, each to the free candidate of its class with the highest IoU
+    at or above the threshold. Returns (reference index, candidate index, IoU) pairs."""
+    ious = iou_matrix(ref[0], cand[0])
+    taken = np.zeros(len(cand[2]), bool)
+    pairs = []
+    for r in np.argsort(-ref[2], kind="stable"):
+        options = np.where((cand[1] == ref[1][r]) & ~taken & (ious[r] >= iou_threshold))[0]
+        if len(options):
+            c = options[np.argmax(ious[r, options])]
+            taken[c] = True
+            pairs.append((int(r), int(c), float(ious[r, c])))
+    return pairs
+
+
+def detection_metrics(reference, candidate, settings: dict) -> dict:
+    """Recall, precision, mean matched IoU and score differences over all images; unmatched detections scored below
+    threshold + margin count neither as misses nor as extras."""
+    near = settings["score_threshold"] + settings["score_margin"]
+    matched = ref_counted = cand_counted = excused = 0
+    ious, diffs = [], []
+    for ref, cand in zip(reference, candidate):
+        pairs = match_detections(ref, cand, settings.get("iou_threshold", 0.5))
+        lost = [r for r in range(len(ref[2])) if r not in {p[0] for p in pairs}]
+        extra = [c for c in range(len(cand[2])) if c not in {p[1] for p in pairs}]
+        lost_counted = [r for r in lost if ref[2][r] >= near]
+        extra_counted = [c for c in extra if cand[2][c] >= near]
+        excused += len(lost) - len(lost_counted) + len(extra) - len(extra_counted)
+        matched += len(pairs)
+        ref_counted += len(pairs) + len(lost_counted)
+        cand_counted += len(pairs) + len(extra_counted)
+        ious += [iou for _, _, iou in pairs]
+        diffs += [abs(float(ref[2][r]) - float(cand[2][c])) for r, c, _ in pairs]
+    return {
+        "detection_recall": matched / ref_counted if ref_counted else 1.0,
+        "detection_precision": matched / cand_counted if cand_counted else 1.0,
+        "mean_matched_iou": float(np.mean(ious)) if ious else (1.0 if not ref_counted else 0.0),
+        "mean_score_difference": float(np.mean(diffs)) if diffs else 0.0,
+        "max_score_difference": float(np.max(diffs)) if diffs else 0.0,
+        "reference_detections": sum(len(r[2]) for r in reference),
+        "artifact_detections": sum(len(c[2]) for c in candidate),
+        "matched_detections": matched,
+        "near_threshold_unmatched": excused,
+    }
+
+
+def judge_detector(manifest: dict, expected: dict, produced: dict) -> list:
+    """The `detections` entry (matched boxes), then the pre-NMS heads shipped beside them by tensor metrics."""
+    settings = manifest["detection"]
+    size, background = settings.get("image_size"), settings.get("background", 0)
+    values = detection_metrics(split_detections(expected, size, background), split_detections(produced, size, background), settings)
+    problems = violations(manifest["tolerance"], values, manifest.get("limits"))
+    if not values["reference_detections"]:
+        problems.insert(0, "the original detects nothing on the golden inputs: matching proves nothing")
+    outputs = [{"name": "detections", **values, "passed": not problems, "violations": problems}]
+    for name in expected:
+        if name not in DETECTION_OUTPUTS:
+            outputs.append(judge_tensor(manifest, name, expected[name], produced[name], "values"))
+    return outputs
 
 
 # --- runtimes: each opens a model and returns (run one sample, description of the runtime) ---
@@ -266,16 +372,13 @@ def check(manifest: dict, model_path: Path, inputs: dict, expected: dict) -> dic
         seconds = time.perf_counter() - started
     except (RuntimeError, ValueError, KeyError) as exc:
         return {"passed": False, "error": f"the model did not run: {type(exc).__name__}: {exc}", "outputs": [], "num_samples": count}
-    outputs = []
-    for name in output_names:
-        ref, out = expected[name], np.stack(produced[name])
-        kind = (manifest.get("output_kinds") or {}).get(name, "class scores" if manifest.get("classifier") else "values")
-        metrics = dict(METRICS, **KIND_METRICS.get(kind, {}))
-        values = {metric: value for metric, fn in metrics.items() if (value := fn(ref, out)) is not None}
-        problems = violations(manifest["tolerance"], values, manifest.get("limits"))
-        if not np.all(np.isfinite(out)) and np.all(np.isfinite(ref)):
-            problems.insert(0, f"{int(np.sum(~np.isfinite(out)))} non-finite values (NaN or Inf)")
-        outputs.append({"name": name, **values, "passed": not problems, "violations": problems})
+    produced = {name: np.stack(values) for name, values in produced.items()}
+    if manifest.get("detection"):
+        outputs = judge_detector(manifest, expected, produced)
+    else:
+        kinds = manifest.get("output_kinds") or {}
+        default = "class scores" if manifest.get("classifier") else "values"
+        outputs = [judge_tensor(manifest, name, expected[name], produced[name], kinds.get(name, default)) for name in output_names]
     return {
         "passed": all(o["passed"] for o in outputs),
         "runtime": runtime,
@@ -284,6 +387,15 @@ def check(manifest: dict, model_path: Path, inputs: dict, expected: dict) -> dic
         "outputs": outputs,
         "error": None,
     }
+
+
+def judge_tensor(manifest: dict, name: str, ref, out, kind: str) -> dict:
+    metrics = dict(METRICS, **KIND_METRICS.get(kind, {}))
+    values = {metric: value for metric, fn in metrics.items() if (value := fn(ref, out)) is not None}
+    problems = violations(manifest["tolerance"], values, manifest.get("limits"))
+    if not np.all(np.isfinite(out)) and np.all(np.isfinite(ref)):
+        problems.insert(0, f"{int(np.sum(~np.isfinite(out)))} non-finite values (NaN or Inf)")
+    return {"name": name, **values, "passed": not problems, "violations": problems}
 
 
 def main(argv=None) -> int:
@@ -325,7 +437,7 @@ def _describe(result: dict, manifest: dict) -> str:
         lines.append(f"FAILED: {result['error']}")
         return "\n".join(lines)
     for output in result["outputs"]:
-        names = (*METRICS, *(name for kind in KIND_METRICS.values() for name in kind))
+        names = (*METRICS, *(name for kind in KIND_METRICS.values() for name in kind), *DETECTION_METRICS, "matched_detections")
         figures = ", ".join(f"{key} {output[key]:.6g}" for key in names if output.get(key) is not None)
         mark = "ok" if output["passed"] else "FAIL: " + "; ".join(output["violations"])
         lines.append(f"  {output['name']}: {figures} -- {mark}")
