@@ -1,5 +1,6 @@
-"""The bundled detector (a Garden RetinaNet) to the phone (TFLite_Detection_PostProcess on LiteRT) and to ONNX (NMS as
-ordinary ops on ONNX Runtime), with detection parity by matched boxes on each runtime; broken artifacts caught."""
+"""The bundled detector (a Garden RetinaNet) to the phone and a microcontroller (TFLite_Detection_PostProcess on LiteRT
+and TFLM), ONNX and the browser (one NonMaxSuppression op on ONNX Runtime and TF.js), with detection parity by matched
+boxes and the pre-NMS heads compared as tensors on each runtime; broken artifacts caught."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 import edgezoo
+from edgezoo.detection.garden_model import HEAD_OUTPUTS
 from edgezoo.detection.metrics import BOXES, COUNT, SCORES, Detections, mean_average_precision, split
 from edgezoo.targets import resolve_profile
 from edgezoo.tasks import detection as task
@@ -73,16 +75,21 @@ def test_bundled_detector_is_small(detector):
     assert size < 5_000_000, size
 
 
-@pytest.mark.parametrize("target, ops", [("phone", {"TFLite_Detection_PostProcess"}), ("onnx", {"TopK", "Loop"}),
-                                         ("browser", {"TopKV2", "LoopCond"}),
+TARGETS = ("phone", "onnx", "browser", "microcontroller-512k")
+CONTROL_FLOW = {"Loop", "Scan", "If", "While", "StatelessWhile", "LoopCond", "Enter", "Exit", "NextIteration", "Switch", "Merge"}
+
+
+@pytest.mark.parametrize("target, ops", [("phone", {"TFLite_Detection_PostProcess"}), ("onnx", {"NonMaxSuppression"}),
+                                         ("browser", {"NonMaxSuppressionV4"}),
                                          ("microcontroller-512k", {"TFLite_Detection_PostProcess", "QUANTIZE"})])
 def test_each_target_gets_its_post_processing_and_detection_parity(detector_run, target, ops):
     result = _target(detector_run, target)
     assert result.passed, result.parity.summary()
-    assert ops <= set(result.artifact.ops), result.artifact.ops  # the TFLite op on the phone; v2 NMS as ordinary ops in ONNX
+    # The TFLite op on LiteRT and TFLM; ONNX's and TF.js' own NMS op elsewhere, without loops (edgezoo/detection/portable_nms.py).
+    assert ops <= set(result.artifact.ops) and not CONTROL_FLOW & set(result.artifact.ops), result.artifact.ops
     detections = next(o for o in result.parity.outputs if o.name == "detections")
     assert detections.metrics["reference_detections"] >= 40  # a trained detector: parity on real boxes, not on nothing
-    floor = 0.85 if result.artifact.quantization.value == "int8" else 0.98
+    floor = 0.85 if result.artifact.quantization.value == "int8" else 0.95
     assert detections.metrics["detection_recall"] >= floor and detections.metrics["detection_precision"] >= floor
     section = result.report["detections"]
     assert section["map50_artifact"] >= 0.8 and len(section["reference"]) == len(section["artifact"])
@@ -103,13 +110,14 @@ def _check(detector, detector_data, references, result, artifact):
 
 
 def _edit_onnx_output(path: Path, output: str, make_nodes) -> None:
-    """Route one graph output through extra nodes: a valid ONNX model whose `output` is now wrong."""
+    """Route one graph output through extra nodes: a valid ONNX model whose `output`, and nothing else, is now wrong."""
     import onnx
 
     model = onnx.load(str(path))
     inner = output + "_before_tampering"
     for node in model.graph.node:
         node.output[:] = [inner if name == output else name for name in node.output]
+        node.input[:] = [inner if name == output else name for name in node.input]  # the graph's own readers keep the original
     model.graph.node.extend(make_nodes(inner, output, model.graph))
     onnx.save(model, str(path))
 
@@ -154,6 +162,55 @@ def test_scrambled_scores_fail_detection_parity(detector, detector_data, referen
     assert not parity.passed
     assert parity.outputs[0].metrics["max_score_difference"] > 0.15
     assert any("max_score_difference" in v for v in parity.outputs[0].violations)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_pre_nms_heads_are_compared_as_tensors_on_each_runtime(detector_run, target):
+    """raw_boxes and raw_scores: outputs of every artifact under their names, compared with the tensor metrics and the
+    profile's tensor limits for the quantisation, in report.json and report.html."""
+    result = _target(detector_run, target)
+    heads = {o.name: o for o in result.parity.outputs if o.name in HEAD_OUTPUTS}
+    assert sorted(heads) == sorted(HEAD_OUTPUTS)
+    tolerance = result.parity.tolerance
+    for head in heads.values():
+        assert head.passed and head.metrics["snr_db"] >= tolerance.min_snr_db, (head.name, head.metrics)
+        assert head.metrics["snr_db"] < 200  # measured on the runtime, not a copy of the reference
+    reported = {o["name"]: o for o in result.report["parity"]["outputs"]}
+    assert all(reported[name]["snr_db"] == heads[name].metrics["snr_db"] for name in HEAD_OUTPUTS)
+    page = (result.output_dir / "report.html").read_text()
+    assert all(name in page for name in HEAD_OUTPUTS)
+    assert set(HEAD_OUTPUTS) <= set(_artifact_output_names(result.artifact))
+
+
+def _artifact_output_names(artifact) -> list[str]:
+    """The output names as the file itself holds them: the TFLite signature, the ONNX graph, model.json's signature."""
+    if artifact.format == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        return list(Interpreter(model_path=str(artifact.path)).get_signature_runner().get_output_details())
+    if artifact.format == "onnx":
+        import onnx
+
+        return [o.name for o in onnx.load(str(artifact.path)).graph.output]
+    return list(json.loads(artifact.path.read_text())["signature"]["outputs"])
+
+
+def test_scaled_heads_fail_tensor_parity_while_the_detections_still_match(detector, detector_data, references, detector_run, tmp_path):
+    from onnx import helper, numpy_helper
+
+    result = _target(detector_run, "onnx")
+    artifact = _copy(result, tmp_path)
+
+    def scale(inner, output, graph):  # the box regressions 5% larger in the output only: the NMS still reads the true ones
+        graph.initializer.append(numpy_helper.from_array(np.array(1.05, np.float32), "head_scale"))
+        return [helper.make_node("Mul", [inner, "head_scale"], [output])]
+
+    _edit_onnx_output(artifact.path, "raw_boxes", scale)
+    parity = _check(detector, detector_data, references, result, artifact)
+    by_name = {o.name: o for o in parity.outputs}
+    assert not parity.passed and parity.exit_code == 1
+    assert by_name["detections"].passed and by_name["raw_scores"].passed
+    assert by_name["raw_boxes"].metrics["snr_db"] < 30 and any("snr_db" in v for v in by_name["raw_boxes"].violations)
 
 
 def test_outputs_reordered_in_the_tflite_file_are_still_matched_by_name(detector, detector_data, references, detector_run, tmp_path):
@@ -223,7 +280,8 @@ def test_the_microcontroller_artifact_has_the_ops_output_shapes_written_in(detec
     assert result.artifact.quantization.value == "int8"
     runner = Interpreter(model_path=str(result.artifact.path)).get_signature_runner()
     shapes = {name: list(detail["shape"]) for name, detail in runner.get_output_details().items()}  # before any invoke
-    assert shapes == {BOXES: [1, 10, 4], "detection_classes": [1, 10], SCORES: [1, 10], COUNT: [1]}, shapes
+    detections = {name: shape for name, shape in shapes.items() if name not in HEAD_OUTPUTS}
+    assert detections == {BOXES: [1, 10, 4], "detection_classes": [1, 10], SCORES: [1, 10], COUNT: [1]}, shapes
 
 
 def test_the_cli_headline_reads_a_detectors_figures(detector_run):
