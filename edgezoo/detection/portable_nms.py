@@ -6,6 +6,8 @@ dropped), and reduced by TensorFlow's `NonMaxSuppressionV4` op with `pad_to_max_
 - tf2onnx maps NonMaxSuppressionV2..V5 to ONNX `NonMaxSuppression` (plus Slice/Squeeze, and a Pad for V4's padding),
   the tensorflowjs converter keeps `NonMaxSuppressionV4`, which TF.js runs as an async kernel (executeAsync).
   No While/Loop: the Garden's `nms_version='v2'` is a While over tiles whose masks tf2onnx constant-folds into the file.
+  The op is called through tf.raw_ops: TensorFlow 2.19's `tf.image.non_max_suppression_padded` is not that op but a
+  Python While over 512-box tiles (`non_max_suppression_padded_v2`), whatever its arguments.
 - Class-aware with one NMS op (the coordinate-offset trick): every (anchor, class) pair is a candidate whose box is
   moved by 2 x class id (boxes lie in [0, 1]), so boxes of different classes never overlap and one greedy NMS equals
   NMS per class merged by score (what the Garden's v2 does).
