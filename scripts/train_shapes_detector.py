@@ -7,7 +7,8 @@ overlapping, on cluttered, noisy backgrounds with distractors (lines, blobs and 
 Seeded (numpy and TensorFlow): the same command gives the same data; TensorFlow's CPU kernels are not bit-exact from run
 to run, so the weights can differ in the last digits. Writes saved_model/ (three signatures, see
 edgezoo/detection/garden_model.py), detector.json, model.json (labels, preprocessing, measured float mAP@0.5 on the
-held-out images) and data.npz (calibration and held-out images with their ground-truth boxes). About 10-15 minutes on 2 cores.
+held-out images) and data.npz (calibration and held-out images with their ground-truth boxes). About 18 minutes on 2
+shared cores.
 """
 
 from __future__ import annotations
