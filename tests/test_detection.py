@@ -305,3 +305,16 @@ def test_the_cli_headline_reads_a_detectors_figures(detector_run):
     headline = parity_headline(parity)
     assert headline.startswith(f"detections: recall {figures['detection_recall']:.3f}, precision {figures['detection_precision']:.3f}")
     assert f"{figures['matched_detections']:.0f} of {figures['reference_detections']:.0f} matched" in headline, headline
+
+
+def test_the_browser_artifact_runs_its_nms_in_node_too(detector, detector_data, references, detector_run):
+    """The same model.json on TF.js in Node (CPU backend): NonMaxSuppressionV4 through executeAsync, the count read by
+    value (the CPU backend hands that float32 tensor's values back as an Int32Array)."""
+    import dataclasses
+
+    result = _target(detector_run, "browser")
+    profile = dataclasses.replace(resolve_profile("browser"), runtime="tfjs-node")
+    reference = task.target_reference(detector, references, profile)
+    parity = task.check_parity(result.artifact, detector, profile, detector_data.heldout, reference, result.parity.tolerance)
+    assert parity.runtime == "tfjs-node" and parity.passed, parity.summary()
+    assert parity.outputs[0].metrics["matched_detections"] >= 40
