@@ -1,12 +1,14 @@
-"""Train the bundled `shapes-detector`: the Model Garden's RetinaNet (MobileNetV2 x0.35, FPN, levels 3-5) at 128x128 on
-synthetic images of coloured circles, squares and triangles of varied sizes on cluttered, noisy backgrounds.
+"""Train the bundled `shapes-detector`: the Model Garden's RetinaNet (MobileNetV2 x0.25, FPN, levels 3-5) at 128x128 on
+synthetic images of coloured circles, squares and triangles of varied sizes (small ones included), several per image and
+overlapping, on cluttered, noisy backgrounds with distractors (lines, blobs and outlines in the objects' colours).
 
-    .venv/bin/python scripts/train_shapes_detector.py [--steps 2500] [--out edgezoo/zoo/bundled/shapes_detector]
+    .venv/bin/python scripts/train_shapes_detector.py [--steps 1800] [--out edgezoo/zoo/bundled/shapes_detector]
 
 Seeded (numpy and TensorFlow): the same command gives the same data; TensorFlow's CPU kernels are not bit-exact from run
 to run, so the weights can differ in the last digits. Writes saved_model/ (three signatures, see
 edgezoo/detection/garden_model.py), detector.json, model.json (labels, preprocessing, measured float mAP@0.5 on the
-held-out images) and data.npz (calibration and held-out images with their ground-truth boxes). About 10-15 minutes on 2 cores.
+held-out images) and data.npz (calibration and held-out images with their ground-truth boxes). About 18 minutes on 2
+shared cores.
 """
 
 from __future__ import annotations
@@ -29,62 +31,78 @@ from edgezoo.detection.garden_model import DetectorSpec, anchors, build, export 
 
 SIZE = 128
 LABELS = ("background", "circle", "square", "triangle")  # the Garden's class ids: 0 is background
-SPEC = DetectorSpec(backbone="mobilenetv2", filter_size_scale=0.35, input_size=SIZE, num_classes=len(LABELS),
-                    min_level=3, max_level=5, num_scales=2, aspect_ratios=(1.0,), anchor_size=2.0,
+SPEC = DetectorSpec(backbone="mobilenetv2", filter_size_scale=0.25, input_size=SIZE, num_classes=len(LABELS),
+                    min_level=3, max_level=5, num_scales=2, aspect_ratios=(1.0,), anchor_size=1.5,
                     fpn_filters=32, head_convs=2, head_filters=32, max_detections=10, score_threshold=0.3, iou_threshold=0.5)
-MAX_OBJECTS = 4
+MAX_OBJECTS = 6
+MIN_SIZE, MAX_SIZE = 12.0, 44.0  # pixels: the smallest are one and a half level-3 cells (stride 8)
+MAX_OVERLAP = 0.3  # IoU allowed between two objects: the later one hides part of the earlier
+CALIBRATION, HELDOUT = 12, 24  # images in data.npz
 
 
-def background(rng: np.random.Generator) -> np.ndarray:
-    """A colour gradient with clutter: thin lines, small dots and outlines in muted colours, then Gaussian noise."""
+def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
+    """Objects and distractors share one palette: colour alone never tells them apart."""
+    return tuple(int(c) for c in rng.choice([rng.uniform(170, 255), rng.uniform(0, 70), rng.uniform(90, 160)], 3))
+
+
+def _blob(rng: np.random.Generator, x: float, y: float, radius: float) -> list[tuple[float, float]]:
+    """An irregular polygon around (x, y): a distractor with a filled, shape-like look."""
+    angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(5, 9))))
+    radii = radius * rng.uniform(0.5, 1.3, len(angles))
+    return [(x + r * np.cos(a), y + r * np.sin(a)) for a, r in zip(angles, radii)]
+
+
+def background(rng: np.random.Generator) -> Image.Image:
+    """A colour gradient with clutter: lines, blobs, outlines and dots in the objects' colours."""
     corners = rng.uniform(40, 215, size=(2, 2, 3))
     t = np.linspace(0, 1, SIZE)[:, None, None]
     s = np.linspace(0, 1, SIZE)[None, :, None]
     base = (corners[0, 0] * (1 - t) * (1 - s) + corners[0, 1] * (1 - t) * s + corners[1, 0] * t * (1 - s) + corners[1, 1] * t * s)
     image = Image.fromarray(base.astype(np.uint8))
     draw = ImageDraw.Draw(image)
-    for _ in range(rng.integers(4, 10)):
-        colour = tuple(int(c) for c in rng.uniform(30, 225, 3))
-        kind = rng.integers(3)
+    for _ in range(rng.integers(6, 14)):
+        colour = _colour(rng)
+        kind = rng.integers(4)
         x0, y0 = rng.uniform(0, SIZE, 2)
         if kind == 0:
-            draw.line([(x0, y0), tuple(rng.uniform(0, SIZE, 2))], fill=colour, width=int(rng.integers(1, 3)))
+            draw.line([(x0, y0), tuple(rng.uniform(0, SIZE, 2))], fill=colour, width=int(rng.integers(1, 4)))
         elif kind == 1:
+            draw.polygon(_blob(rng, x0, y0, rng.uniform(3, 12)), fill=colour)
+        elif kind == 2:
+            w, h = rng.uniform(8, 40, 2)
+            draw.rectangle([x0, y0, x0 + w, y0 + h], outline=colour, width=int(rng.integers(1, 3)))
+        else:
             r = rng.uniform(1, 3)
             draw.ellipse([x0 - r, y0 - r, x0 + r, y0 + r], fill=colour)
-        else:
-            w, h = rng.uniform(8, 40, 2)
-            draw.rectangle([x0, y0, x0 + w, y0 + h], outline=colour, width=1)
-    return np.asarray(image, np.float32)
+    return image
 
 
 def sample(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image (uint8, 128x128x3), its boxes normalised (ymin, xmin, ymax, xmax) and classes (1..3)."""
-    image = Image.fromarray(np.clip(background(rng), 0, 255).astype(np.uint8))
+    image = background(rng)
     draw = ImageDraw.Draw(image)
     boxes, classes = [], []
     for _ in range(rng.integers(1, MAX_OBJECTS + 1)):
         for _attempt in range(20):
-            size = rng.uniform(14, 44)
+            size = MIN_SIZE + (MAX_SIZE - MIN_SIZE) * rng.uniform() ** 1.2  # more small objects than large
             x0, y0 = rng.uniform(1, SIZE - size - 1, 2)
             box = np.array([y0, x0, y0 + size, x0 + size])
-            if all(_iou(box, other) == 0 for other in boxes):
+            if all(_iou(box, other) <= MAX_OVERLAP for other in boxes):
                 break
         else:
             continue
         label = int(rng.integers(1, 4))
-        colour = tuple(int(c) for c in rng.choice([rng.uniform(180, 255), rng.uniform(0, 60)], 3))
         y0, x0, y1, x1 = box
         if label == 1:
-            draw.ellipse([x0, y0, x1, y1], fill=colour)
+            draw.ellipse([x0, y0, x1, y1], fill=_colour(rng))
         elif label == 2:
-            draw.rectangle([x0, y0, x1, y1], fill=colour)
+            draw.rectangle([x0, y0, x1, y1], fill=_colour(rng))
         else:
-            draw.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=colour)
+            draw.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=_colour(rng))
         boxes.append(box)
         classes.append(label)
-    pixels = np.asarray(image, np.float32) + rng.normal(0, 10, (SIZE, SIZE, 3))
-    return np.clip(pixels, 0, 255).astype(np.uint8), np.array(boxes, np.float32) / SIZE, np.array(classes, np.int32)
+    pixels = np.asarray(image, np.float32) + rng.normal(0, 12, (SIZE, SIZE, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8), np.array(boxes, np.float32).reshape(-1, 4) / SIZE, np.array(classes, np.int32)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -175,14 +193,14 @@ def train(steps: int, seed: int, log_every: int = 100):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1800)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("edgezoo/zoo/bundled/shapes_detector"))
     args = parser.parse_args()
     model = train(args.steps, args.seed)
     rng = np.random.default_rng(args.seed + 100)  # data never seen in training
-    calibration = dataset(rng, 16)
-    heldout = dataset(rng, 32)
+    calibration = dataset(rng, CALIBRATION)
+    heldout = dataset(rng, HELDOUT)
     staging = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     export(model, SPEC, staging)
@@ -196,8 +214,9 @@ def main() -> int:
     meta = {
         "name": "shapes-detector", "version": "1", "task": "detection",
         "parameters": int(model.count_params()), "input_shape": [SIZE, SIZE, 3],
-        "description": "RetinaNet (Model Garden, MobileNetV2 x0.35, FPN) detecting circles, squares and triangles at 128x128, "
-                       "trained by scripts/train_shapes_detector.py on synthetic cluttered images.",
+        "description": "RetinaNet (Model Garden, MobileNetV2 x0.25, FPN) detecting circles, squares and triangles of varied sizes, "
+                       "overlapping, at 128x128, trained by scripts/train_shapes_detector.py on synthetic cluttered images "
+                       "with distractors.",
         "author": "edgezoo (scripts/train_shapes_detector.py)", "labels": list(LABELS),
         "preprocessing": {"scale": 1 / 127.5, "offset": -1.0, "channel_order": "RGB", "description": "pixels 0..255 to -1..1",
                           "pixel_max": 255},

@@ -1,5 +1,6 @@
-"""The bundled detector (a Garden RetinaNet) to the phone (TFLite_Detection_PostProcess on LiteRT) and to ONNX (NMS as
-ordinary ops on ONNX Runtime), with detection parity by matched boxes on each runtime; broken artifacts caught."""
+"""The bundled detector (a Garden RetinaNet) to the phone and a microcontroller (TFLite_Detection_PostProcess on LiteRT
+and TFLM), ONNX and the browser (one NonMaxSuppression op on ONNX Runtime and TF.js), with detection parity by matched
+boxes and the pre-NMS heads compared as tensors on each runtime; broken artifacts caught."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 import edgezoo
+from edgezoo.detection.garden_model import HEAD_OUTPUTS
 from edgezoo.detection.metrics import BOXES, COUNT, SCORES, Detections, mean_average_precision, split
 from edgezoo.targets import resolve_profile
 from edgezoo.tasks import detection as task
@@ -38,14 +40,17 @@ max_arena_bytes = 524_288
 """
 
 
+TARGETS = ("phone", "phone-int8", "onnx", "browser", "microcontroller-512k")
+
+
 @pytest.fixture(scope="session")
 def detector_run(tmp_path_factory, detector):
-    """One conversion of the bundled detector to the phone, ONNX, browser and a microcontroller target (int8 on TFLM),
-    each checked on its runtime."""
+    """One conversion of the bundled detector to the five targets: phone (float16) and phone-int8 on LiteRT, ONNX,
+    browser, and a microcontroller (int8 on TFLM), each checked on its runtime."""
     folder = tmp_path_factory.mktemp("detect")
     board = folder / "microcontroller-512k.toml"
     board.write_text(BIG_BOARD)
-    return edgezoo.convert(detector, targets=("phone", "onnx", "browser", str(board)), out_dir=folder / "out", force=True)
+    return edgezoo.convert(detector, targets=TARGETS[:-1] + (str(board),), out_dir=folder / "out", force=True)
 
 
 @pytest.fixture(scope="session")
@@ -64,28 +69,39 @@ def test_bundled_detector_float_map_is_stated_and_at_least_0_8(detector, detecto
     assert measured >= 0.8 and abs(measured - stated) < 0.02, (measured, stated)
     readme = re.search(r"shapes-detector.*?mAP@0\.5 (?:of )?([0-9.]+)", README.read_text(), re.S)
     assert readme and abs(float(readme.group(1)) - stated) < 0.01, "README must state the held-out float mAP@0.5"
-    # The numpy twin of the TFLite op finds the same objects (its NMS is class-agnostic, v2's per class).
-    assert mean_average_precision(references.tflite, boxes, classes, num_classes=len(detector.labels)) >= 0.8
+    # The numpy twin of the TFLite op: its fast NMS is class-agnostic (serving_default's is per class), so of two
+    # overlapping objects of different classes it keeps one: a few points lower on these overlapping shapes.
+    twin = mean_average_precision(references.tflite, boxes, classes, num_classes=len(detector.labels))
+    assert measured - 0.08 <= twin <= measured, (twin, measured)
 
 
 def test_bundled_detector_is_small(detector):
     size = sum(f.stat().st_size for f in MODEL_DIR.joinpath("saved_model").rglob("*") if f.is_file())
-    assert size < 5_000_000, size
+    assert size < 3_000_000, size  # issue 15: under 3 MB
+    assert MODEL_DIR.joinpath("data.npz").stat().st_size < 2_000_000
 
 
-@pytest.mark.parametrize("target, ops", [("phone", {"TFLite_Detection_PostProcess"}), ("onnx", {"TopK", "Loop"}),
-                                         ("browser", {"TopKV2", "LoopCond"}),
+CONTROL_FLOW = {"Loop", "Scan", "If", "While", "StatelessWhile", "LoopCond", "Enter", "Exit", "NextIteration", "Switch", "Merge"}
+
+
+@pytest.mark.parametrize("target, ops", [("phone", {"TFLite_Detection_PostProcess"}), ("phone-int8", {"TFLite_Detection_PostProcess"}),
+                                         ("onnx", {"NonMaxSuppression"}),
+                                         ("browser", {"NonMaxSuppressionV4"}),
                                          ("microcontroller-512k", {"TFLite_Detection_PostProcess", "QUANTIZE"})])
 def test_each_target_gets_its_post_processing_and_detection_parity(detector_run, target, ops):
     result = _target(detector_run, target)
     assert result.passed, result.parity.summary()
-    assert ops <= set(result.artifact.ops), result.artifact.ops  # the TFLite op on the phone; v2 NMS as ordinary ops in ONNX
+    # The TFLite op on LiteRT and TFLM; ONNX's and TF.js' own NMS op elsewhere, without loops (edgezoo/detection/portable_nms.py).
+    assert ops <= set(result.artifact.ops) and not CONTROL_FLOW & set(result.artifact.ops), result.artifact.ops
     detections = next(o for o in result.parity.outputs if o.name == "detections")
     assert detections.metrics["reference_detections"] >= 40  # a trained detector: parity on real boxes, not on nothing
-    floor = 0.85 if result.artifact.quantization.value == "int8" else 0.98
+    floor = 0.85 if result.artifact.quantization.value == "int8" else 0.95
     assert detections.metrics["detection_recall"] >= floor and detections.metrics["detection_precision"] >= floor
     section = result.report["detections"]
-    assert section["map50_artifact"] >= 0.8 and len(section["reference"]) == len(section["artifact"])
+    int8 = result.artifact.quantization.value == "int8"
+    assert section["map50_original"] >= (0.75 if result.artifact.format == "tflite" else 0.8)  # the TFLite op's NMS is class-agnostic
+    assert section["map50_artifact"] >= section["map50_original"] - (0.1 if int8 else 0.03)
+    assert len(section["reference"]) == len(section["artifact"])
     page = (result.output_dir / "report.html").read_text()
     assert page.count("<svg") >= len(section["pictures"]) >= 1 and "data:image/jpeg;base64," in page
 
@@ -103,13 +119,14 @@ def _check(detector, detector_data, references, result, artifact):
 
 
 def _edit_onnx_output(path: Path, output: str, make_nodes) -> None:
-    """Route one graph output through extra nodes: a valid ONNX model whose `output` is now wrong."""
+    """Route one graph output through extra nodes: a valid ONNX model whose `output`, and nothing else, is now wrong."""
     import onnx
 
     model = onnx.load(str(path))
     inner = output + "_before_tampering"
     for node in model.graph.node:
         node.output[:] = [inner if name == output else name for name in node.output]
+        node.input[:] = [inner if name == output else name for name in node.input]  # the graph's own readers keep the original
     model.graph.node.extend(make_nodes(inner, output, model.graph))
     onnx.save(model, str(path))
 
@@ -154,6 +171,55 @@ def test_scrambled_scores_fail_detection_parity(detector, detector_data, referen
     assert not parity.passed
     assert parity.outputs[0].metrics["max_score_difference"] > 0.15
     assert any("max_score_difference" in v for v in parity.outputs[0].violations)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_pre_nms_heads_are_compared_as_tensors_on_each_runtime(detector_run, target):
+    """raw_boxes and raw_scores: outputs of every artifact under their names, compared with the tensor metrics and the
+    profile's tensor limits for the quantisation, in report.json and report.html."""
+    result = _target(detector_run, target)
+    heads = {o.name: o for o in result.parity.outputs if o.name in HEAD_OUTPUTS}
+    assert sorted(heads) == sorted(HEAD_OUTPUTS)
+    tolerance = result.parity.tolerance
+    for head in heads.values():
+        assert head.passed and head.metrics["snr_db"] >= tolerance.min_snr_db, (head.name, head.metrics)
+        assert head.metrics["snr_db"] < 200  # measured on the runtime, not a copy of the reference
+    reported = {o["name"]: o for o in result.report["parity"]["outputs"]}
+    assert all(reported[name]["snr_db"] == heads[name].metrics["snr_db"] for name in HEAD_OUTPUTS)
+    page = (result.output_dir / "report.html").read_text()
+    assert all(name in page for name in HEAD_OUTPUTS)
+    assert set(HEAD_OUTPUTS) <= set(_artifact_output_names(result.artifact))
+
+
+def _artifact_output_names(artifact) -> list[str]:
+    """The output names as the file itself holds them: the TFLite signature, the ONNX graph, model.json's signature."""
+    if artifact.format == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        return list(Interpreter(model_path=str(artifact.path)).get_signature_runner().get_output_details())
+    if artifact.format == "onnx":
+        import onnx
+
+        return [o.name for o in onnx.load(str(artifact.path)).graph.output]
+    return list(json.loads(artifact.path.read_text())["signature"]["outputs"])
+
+
+def test_scaled_heads_fail_tensor_parity_while_the_detections_still_match(detector, detector_data, references, detector_run, tmp_path):
+    from onnx import helper, numpy_helper
+
+    result = _target(detector_run, "onnx")
+    artifact = _copy(result, tmp_path)
+
+    def scale(inner, output, graph):  # the box regressions 5% larger in the output only: the NMS still reads the true ones
+        graph.initializer.append(numpy_helper.from_array(np.array(1.05, np.float32), "head_scale"))
+        return [helper.make_node("Mul", [inner, "head_scale"], [output])]
+
+    _edit_onnx_output(artifact.path, "raw_boxes", scale)
+    parity = _check(detector, detector_data, references, result, artifact)
+    by_name = {o.name: o for o in parity.outputs}
+    assert not parity.passed and parity.exit_code == 1
+    assert by_name["detections"].passed and by_name["raw_scores"].passed
+    assert by_name["raw_boxes"].metrics["snr_db"] < 30 and any("snr_db" in v for v in by_name["raw_boxes"].violations)
 
 
 def test_outputs_reordered_in_the_tflite_file_are_still_matched_by_name(detector, detector_data, references, detector_run, tmp_path):
@@ -216,18 +282,39 @@ def test_a_miss_near_the_score_threshold_is_excused_by_the_margin():
     assert compare_detections(ref, wrong_class, score_threshold=0.3, margin=0.05)[0]["detection_recall"] == 0.0
 
 
-def test_the_microcontroller_artifact_has_the_ops_output_shapes_written_in(detector_run):
+def test_the_microcontroller_artifact_has_the_ops_output_shapes_and_ranges_written_in(detector_run):
     from ai_edge_litert.interpreter import Interpreter
 
     result = _target(detector_run, "microcontroller-512k")
     assert result.artifact.quantization.value == "int8"
     runner = Interpreter(model_path=str(result.artifact.path)).get_signature_runner()
     shapes = {name: list(detail["shape"]) for name, detail in runner.get_output_details().items()}  # before any invoke
-    assert shapes == {BOXES: [1, 10, 4], "detection_classes": [1, 10], SCORES: [1, 10], COUNT: [1]}, shapes
+    detections = {name: shape for name, shape in shapes.items() if name not in HEAD_OUTPUTS}
+    assert detections == {BOXES: [1, 10, 4], "detection_classes": [1, 10], SCORES: [1, 10], COUNT: [1]}, shapes
+    # int8 outputs: the op's known ranges, not what calibration saw in its uninitialised slots (edgezoo/detection/tflite_shapes.py)
+    scales = {name: detail["quantization"][0] for name, detail in runner.get_output_details().items()}
+    assert scales[BOXES] == pytest.approx(1.5 / 255) and scales[SCORES] == pytest.approx(1 / 255)
+    assert scales["detection_classes"] == scales[COUNT] == 1.0
 
 
 def test_the_cli_headline_reads_a_detectors_figures(detector_run):
     from edgezoo.cli.convert import parity_headline
 
-    headline = parity_headline(_target(detector_run, "phone").parity)
-    assert headline.startswith("detections: recall 1.000, precision 1.000") and "matched" in headline, headline
+    parity = _target(detector_run, "phone").parity
+    figures = parity.outputs[0].metrics
+    headline = parity_headline(parity)
+    assert headline.startswith(f"detections: recall {figures['detection_recall']:.3f}, precision {figures['detection_precision']:.3f}")
+    assert f"{figures['matched_detections']:.0f} of {figures['reference_detections']:.0f} matched" in headline, headline
+
+
+def test_the_browser_artifact_runs_its_nms_in_node_too(detector, detector_data, references, detector_run):
+    """The same model.json on TF.js in Node (CPU backend): NonMaxSuppressionV4 through executeAsync, the count read by
+    value (the CPU backend hands that float32 tensor's values back as an Int32Array)."""
+    import dataclasses
+
+    result = _target(detector_run, "browser")
+    profile = dataclasses.replace(resolve_profile("browser"), runtime="tfjs-node")
+    reference = task.target_reference(detector, references, profile)
+    parity = task.check_parity(result.artifact, detector, profile, detector_data.heldout, reference, result.parity.tolerance)
+    assert parity.runtime == "tfjs-node" and parity.passed, parity.summary()
+    assert parity.outputs[0].metrics["matched_detections"] >= 40

@@ -1,16 +1,19 @@
 """RetinaNet detectors from the TensorFlow Model Garden's experiment configs, and their export for edgezoo.
 
 One SavedModel holds three signatures over the same variables (one copy of the weights):
-- `serving_default`: NMS as ordinary ops (`nms_version='v2'`: TopK, While, Gather), which TensorFlow, tf2onnx and
-  tensorflowjs all run. It is the canonical form, the reference, and what ONNX and TF.js get.
+- `serving_default`: NMS as ordinary ops (edgezoo/detection/portable_nms.py: the box decoding as arithmetic, one
+  NonMaxSuppressionV4), which TensorFlow, tf2onnx (ONNX NonMaxSuppression) and tensorflowjs (TF.js' NMS kernel) all
+  run. It is the canonical form, the reference, and what ONNX and TF.js get.
 - `tflite_postprocess`: the same heads into the `TFLite_Detection_PostProcess` custom op (`nms_version='tflite'`) for
   LiteRT and TFLM. TensorFlow cannot run that op (it returns zeros), so its reference is the `heads` signature through
   edgezoo/detection/postprocess.py.
 - `heads`: the pre-NMS heads, `raw_boxes` [1, anchors, 4] (box regressions) and `raw_scores` [1, anchors, classes]
   (logits), for the numpy reference and the ordinary tensor metrics.
 
-Every signature takes `images` [1, H, W, 3] float32 (already preprocessed) and returns boxes normalised to [0, 1]
-as (ymin, xmin, ymax, xmax), classes as the Garden's ids (0 is background), scores and num_detections.
+Every signature takes `images` [1, H, W, 3] float32 (already preprocessed). The two detecting ones return boxes
+normalised to [0, 1] as (ymin, xmin, ymax, xmax), classes as the Garden's ids (0 is background), scores and
+num_detections, and the heads' `raw_boxes` and `raw_scores` too: every converted artifact carries them under those
+names, so the pre-NMS heads are compared tensor by tensor on every runtime.
 `detector.json` beside the SavedModel holds the anchors and post-processing parameters the numpy reference needs.
 """
 
@@ -28,6 +31,7 @@ TFLITE_SIGNATURE = "tflite_postprocess"
 HEADS_SIGNATURE = "heads"
 DETECTOR_FILE = "detector.json"
 DETECTION_OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
+HEAD_OUTPUTS = ("raw_boxes", "raw_scores")
 BACKBONES = {"mobilenetv2": "MobileNetV2", "mobilenetv3small": "MobileNetV3Small", "mobilenetv3large": "MobileNetV3Large"}
 
 
@@ -113,12 +117,11 @@ def flat_anchors(spec: DetectorSpec) -> np.ndarray:
     return np.concatenate([a.reshape(-1, 4) for _, a in sorted(anchors(spec).items(), key=lambda kv: int(kv[0]))])
 
 
-def _generator(spec: DetectorSpec, nms_version: str):
+def _tflite_generator(spec: DetectorSpec):
     from official.vision.modeling.layers import detection_generator
 
     return detection_generator.MultilevelDetectionGenerator(
-        apply_nms=True, pre_nms_top_k=1000, pre_nms_score_threshold=spec.score_threshold, nms_iou_threshold=spec.iou_threshold,
-        max_num_detections=spec.max_detections, nms_version=nms_version, use_cpu_nms=False,
+        apply_nms=True, max_num_detections=spec.max_detections, nms_version="tflite",
         tflite_post_processing_config=tflite_config(spec))
 
 
@@ -133,48 +136,51 @@ def tflite_config(spec: DetectorSpec) -> dict:
 def export(model, spec: DetectorSpec, out_dir: Path) -> Path:
     """Write `out_dir/saved_model` (three signatures, see the module's docstring) and `out_dir/detector.json`."""
     tf = _tf.tf()
+    from edgezoo.detection import portable_nms
+
     size = spec.input_size
     level_anchors = {level: tf.constant(value[None], tf.float32) for level, value in anchors(spec).items()}
-    image_shape = tf.constant([[size, size]], tf.float32)
-    scale = tf.constant([size, size, size, size], tf.float32)
-    generators = {"v2": _generator(spec, "v2"), "tflite": _generator(spec, "tflite")}
+    normalised_anchors = flat_anchors(spec) / size
+    tflite = _tflite_generator(spec)
     spec_input = tf.TensorSpec([1, size, size, 3], tf.float32, name="images")
-
-    @tf.function(input_signature=[spec_input])  # one function the three signatures call: the network's graph is stored once
-    def heads(images):
-        features = model.decoder(model.backbone(images, training=False), training=False)
-        raw_scores, raw_boxes, _ = model.head(features, training=False)
-        return raw_scores, raw_boxes
 
     def flat(per_level: dict, width: int):
         return tf.concat([tf.reshape(per_level[k], [1, -1, width]) for k in sorted(per_level, key=int)], axis=1)
 
-    def detect(images, version: str):
-        raw_scores, raw_boxes = heads(images)
-        found = generators[version](raw_boxes, raw_scores, level_anchors, image_shape)
-        boxes = found["detection_boxes"] if version == "tflite" else found["detection_boxes"] / scale
-        return {"detection_boxes": boxes, "detection_classes": tf.cast(found["detection_classes"], tf.float32),
-                "detection_scores": found["detection_scores"], "num_detections": tf.cast(found["num_detections"], tf.float32)}
+    @tf.function(input_signature=[spec_input])  # one function the three signatures call: the network's graph is stored once
+    def network(images):
+        features = model.decoder(model.backbone(images, training=False), training=False)
+        raw_scores, raw_boxes, _ = model.head(features, training=False)
+        return raw_scores, raw_boxes
+
+    def heads(images):
+        raw_scores, raw_boxes = network(images)
+        return {"raw_boxes": flat(raw_boxes, 4), "raw_scores": flat(raw_scores, spec.num_classes)}
+
+    def portable(images):
+        found = heads(images)
+        return {**found, **portable_nms.detect(found["raw_boxes"], found["raw_scores"], normalised_anchors,
+                                               max_detections=spec.max_detections, score_threshold=spec.score_threshold,
+                                               iou_threshold=spec.iou_threshold)}
+
+    def tflite_op(images):
+        raw_scores, raw_boxes = network(images)
+        found = tflite(raw_boxes, raw_scores, level_anchors, None)
+        return {"detection_boxes": found["detection_boxes"], "detection_classes": tf.cast(found["detection_classes"], tf.float32),
+                "detection_scores": found["detection_scores"], "num_detections": tf.cast(found["num_detections"], tf.float32),
+                "raw_boxes": flat(raw_boxes, 4), "raw_scores": flat(raw_scores, spec.num_classes)}
 
     module = tf.Module()
     # The variables the heads read, only: the Keras model's own traces would multiply the file, and the backbone's last
     # block (unused past max_level) would add weights nothing reads.
-    used = {id(v) for v in heads.get_concrete_function().variables}
+    used = {id(v) for v in network.get_concrete_function().variables}
     module.weights = [v for v in model.variables if id(v) in used]  # in the model's own order: restore_from_export relies on it
-    module.serving = tf.function(lambda images: detect(images, "v2"), input_signature=[spec_input])
-    module.tflite = tf.function(lambda images: detect(images, "tflite"), input_signature=[spec_input])
-    def pre_nms(images):
-        raw_scores, raw_boxes = heads(images)
-        return {"raw_scores": flat(raw_scores, spec.num_classes), "raw_boxes": flat(raw_boxes, 4)}
-
-    module.heads = tf.function(pre_nms, input_signature=[spec_input])
+    signatures = {name: tf.function(function, input_signature=[spec_input]).get_concrete_function()
+                  for name, function in (("serving_default", portable), (TFLITE_SIGNATURE, tflite_op), (HEADS_SIGNATURE, heads))}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _tf.quiet_native_output():
-        tf.saved_model.save(module, str(out_dir / "saved_model"), signatures={
-            "serving_default": module.serving.get_concrete_function(),
-            TFLITE_SIGNATURE: module.tflite.get_concrete_function(),
-            HEADS_SIGNATURE: module.heads.get_concrete_function()})
+        tf.saved_model.save(module, str(out_dir / "saved_model"), signatures=signatures)
     write_detector_json(out_dir / DETECTOR_FILE, spec)
     return out_dir / "saved_model"
 

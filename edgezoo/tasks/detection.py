@@ -3,8 +3,10 @@
 - LiteRT and TFLM (format tflite) convert the `tflite_postprocess` signature (TFLite_Detection_PostProcess); their
   reference is the original's `heads` signature in TensorFlow through the op's numpy twin (detection/postprocess.py),
   because TensorFlow returns zeros for that op.
-- ONNX and TF.js convert `serving_default` (NMS as ordinary ops, nms_version v2); their reference is that signature
-  run in TensorFlow.
+- ONNX and TF.js convert `serving_default` (NMS as ordinary ops: one NonMaxSuppressionV4, which tf2onnx maps to ONNX
+  NonMaxSuppression and TF.js runs as its own kernel); their reference is that signature run in TensorFlow.
+- Both carry the pre-NMS heads as extra outputs (`raw_boxes`, `raw_scores`); their reference is the `heads` signature
+  in TensorFlow, compared with the ordinary tensor metrics and the profile's tensor limits for the quantisation.
 A detector SavedModel without those extra signatures (an export from the Garden's own tools) takes its
 `serving_default` to every target, with that signature's TensorFlow outputs as the reference.
 """
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.detection.garden_model import DETECTOR_FILE, HEADS_SIGNATURE, TFLITE_SIGNATURE, DetectorSpec, flat_anchors, tflite_config
+from edgezoo.detection.garden_model import (DETECTION_OUTPUTS, DETECTOR_FILE, HEAD_OUTPUTS, HEADS_SIGNATURE, TFLITE_SIGNATURE,
+                                            DetectorSpec, flat_anchors, tflite_config)
 from edgezoo.detection.postprocess import tflite_postprocess
 from edgezoo.detection.reference import run_signature, run_signatures
 from edgezoo.errors import RuntimeFailure
@@ -28,9 +31,9 @@ V2 = "serving_default"
 class DetectorReference:
     """The original's outputs on the held-out inputs, per post-processing."""
 
-    v2: dict[str, np.ndarray]
+    v2: dict[str, np.ndarray]  # the detection outputs of serving_default
     tflite: dict[str, np.ndarray] | None  # heads through the numpy twin of the TFLite op; None without the heads signature
-    heads: dict[str, np.ndarray] | None
+    heads: dict[str, np.ndarray] | None  # raw_boxes and raw_scores of the heads signature
 
 
 def spec_of(model) -> DetectorSpec | None:
@@ -66,10 +69,10 @@ def _run_reference(model, inputs: dict[str, np.ndarray]) -> DetectorReference:
     if spec is None:
         return DetectorReference(run_signature(model.saved_model_dir, V2, inputs), None, None)
     found = run_signatures(model.saved_model_dir, (V2, HEADS_SIGNATURE), inputs)
-    heads = found[HEADS_SIGNATURE]
+    heads = {name: found[HEADS_SIGNATURE][name] for name in HEAD_OUTPUTS}
     anchors = flat_anchors(spec) / spec.input_size  # the op gets normalised anchors (normalize_anchor_coordinates)
     tflite = tflite_postprocess(heads["raw_boxes"], heads["raw_scores"], anchors, tflite_config(spec))
-    return DetectorReference(found[V2], tflite, heads)
+    return DetectorReference({name: found[V2][name] for name in DETECTION_OUTPUTS}, tflite, heads)
 
 
 def _uses_tflite_op(model, profile) -> bool:
@@ -113,16 +116,20 @@ def _save_tflite_variant(model) -> Path:
 
 
 def target_reference(model, reference: DetectorReference, profile) -> dict[str, np.ndarray]:
-    return reference.tflite if _uses_tflite_op(model, profile) else reference.v2
+    """The detections the target's post-processing should give, and the pre-NMS heads when the model exports them."""
+    detections = reference.tflite if _uses_tflite_op(model, profile) else reference.v2
+    return {**detections, **(reference.heads or {})}
 
 
 def finish_artifact(model, profile, artifact):
-    """A .tflite with the TFLite op gets the op's output shapes written in (TFLM does not resize them)."""
+    """A .tflite with the TFLite op gets the op's output shapes written in (TFLM does not resize them) and, when its
+    outputs are int8, their known ranges (the converter calibrates them on uninitialised slots)."""
     if _uses_tflite_op(model, profile):
-        from edgezoo.detection.tflite_shapes import write_postprocess_shapes
+        from edgezoo.detection.tflite_shapes import write_postprocess_ranges, write_postprocess_shapes
 
         config = tflite_config(spec_of(model))
         write_postprocess_shapes(artifact.path, config["max_detections"] * config["max_classes_per_detection"])
+        write_postprocess_ranges(artifact.path)
     return artifact
 
 
@@ -142,8 +149,10 @@ def check_parity(artifact, model, profile, inputs, reference, tolerance):
             candidate = runner_for(profile.runtime).run(artifact, inputs)
     except RuntimeFailure as exc:
         return ParityReport(profile.runtime, len(next(iter(inputs.values()))), (), tolerance, error=str(exc))
+    heads = [name for name in HEAD_OUTPUTS if name in reference]  # every output of the artifact: a missing one is a violation
     parity, pictures = detection_report(reference, candidate, runtime=profile.runtime, tolerance=tolerance,
-                                        score_threshold=score_threshold(model), image_size=image_size(model), background=0)
+                                        score_threshold=score_threshold(model), image_size=image_size(model), background=0,
+                                        heads=({n: reference[n] for n in heads}, candidate) if heads else None)
     return dataclasses.replace(parity, extra=pictures)
 
 

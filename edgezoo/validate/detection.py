@@ -9,7 +9,8 @@ Reported as one `detections` entry of the ParityReport: recall (original's detec
 detections the original has), mean IoU of matched pairs, mean and max score difference of matched pairs, and the
 unmatched detections of each side. A detection scored within `detection_score_margin` of the score threshold that
 finds no partner is counted neither as a miss nor as an extra: a tiny score change legitimately moves it across.
-The pre-NMS heads, when the artifact has them, are compared with the ordinary tensor metrics beside it.
+The pre-NMS heads (`raw_boxes`, `raw_scores`), when the original exports them, are compared beside it with the ordinary
+tensor metrics and the profile's tensor limits for the quantisation (its detection limits left out).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def detection_report(reference: dict[str, np.ndarray], candidate: dict[str, np.n
                      heads: tuple[dict, dict] | None = None) -> tuple[ParityReport, dict]:
     """The ParityReport of a detector artifact, and the per-image detections of both sides (for report.html's pictures).
 
-    `heads`: (reference, artifact) pre-NMS outputs, compared with the ordinary tensor metrics when given."""
+    `heads`: (reference, artifact) pre-NMS outputs, compared by the reference's names with the ordinary tensor metrics
+    when given (an output the artifact lacks is a violation)."""
     from edgezoo.validate.parity import compare_outputs
 
     margin = tolerance.detection_score_margin if tolerance.detection_score_margin is not None else DEFAULT_MARGIN
@@ -89,9 +91,8 @@ def detection_report(reference: dict[str, np.ndarray], candidate: dict[str, np.n
     entry = OutputParity(DETECTIONS, values, tuple(violations), kind="detections")
     outputs = [entry]
     if heads is not None:
-        head_tolerance = Tolerance(min_snr_db=tolerance.min_snr_db, min_cosine=tolerance.min_cosine,
-                                   max_relative_l2_error=tolerance.max_relative_l2_error)
-        outputs += list(compare_outputs(heads[0], heads[1], classifier=False, tolerance=head_tolerance, runtime=runtime).outputs)
+        outputs += list(compare_outputs(heads[0], heads[1], classifier=False, tolerance=tolerance.without_detection_limits(),
+                                        runtime=runtime).outputs)
     pictures = {"reference": [d.to_json() for d in ref], "artifact": [d.to_json() for d in cand], "images": images,
                 "score_threshold": score_threshold, "margin": margin}
     return ParityReport(runtime, count, tuple(outputs), tolerance), pictures

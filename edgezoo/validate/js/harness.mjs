@@ -75,7 +75,11 @@ export async function runModel(tf, model, signature, inputs) {
       const tensor = results[i];
       const rowSize = tensor.size / tensor.shape[0];
       meta[outputNames[i]] = { rowShape: tensor.shape.slice(1), dtype: tensor.dtype };
-      parts[outputNames[i]].push((await tensor.data()).slice(0, rowSize * taken));
+      // Values by the tensor's dtype: TF.js' CPU backend hands back some float32 tensors' values as an Int32Array (a
+      // detector's NonMaxSuppressionV4 count cast to float32), whose raw bytes would read as 6e-45 instead of 4.
+      const values = await tensor.data();
+      const Type = ARRAY_TYPES[tensor.dtype];
+      parts[outputNames[i]].push((Type && !(values instanceof Type) ? Type.from(values) : values).slice(0, rowSize * taken));
     }
     tf.dispose([...Object.values(feed), ...results]);
   }
