@@ -40,18 +40,25 @@ def micro_profile(name: str) -> str:
     return MICRO_PROFILE.get(name, LARGE_MICRO)
 
 
+def official_tools(spec: dict, base: Path) -> dict[str, list[str]]:
+    """The usual way, each tool its own command (and process): a TFLiteConverter script (phone and microcontroller),
+    the tf2onnx CLI, the tensorflowjs_converter CLI. Shared with bench/jobs.py part (a)."""
+    sm, cal = str(spec["saved_model"]), str(spec["calibration"])
+    return {
+        "tflite_script": [PY, str(HERE / "baseline_tflite.py"), sm, cal, str(base)],
+        "tf2onnx_cli": [PY, "-m", "tf2onnx.convert", "--saved-model", sm, "--output", str(base / "model.onnx"), "--opset", "17"],
+        "tensorflowjs_converter": [str(BIN / "tensorflowjs_converter"), "--input_format=tf_saved_model",
+                                   "--output_format=tfjs_graph_model", "--quantize_float16=*", sm, str(base / "tfjs")],
+    }
+
+
 def bench_one_process_vs_tools(name: str, spec: dict, out: Path) -> dict:
     sm, cal = str(spec["saved_model"]), str(spec["calibration"])
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     base = out / "usual" / name
     shutil.rmtree(base, ignore_errors=True)
-    tools = {
-        "tflite_script": [PY, str(HERE / "baseline_tflite.py"), sm, cal, str(base)],
-        "tf2onnx_cli": [PY, "-m", "tf2onnx.convert", "--saved-model", sm, "--output", str(base / "model.onnx"), "--opset", "17"],
-        "tensorflowjs_converter": [str(BIN / "tensorflowjs_converter"), "--input_format=tf_saved_model",
-                                   "--output_format=tfjs_graph_model", "--quantize_float16=*", sm, str(base / "tfjs")],
-    }
+    tools = official_tools(spec, base)
     ours_dir = out / "edgezoo-convert-only" / name
     shutil.rmtree(ours_dir, ignore_errors=True)
     ours_cmd = [PY, str(HERE / "edgezoo_convert_only.py"), sm, cal, str(ours_dir), "phone", micro_profile(name), "browser", "onnx"]
