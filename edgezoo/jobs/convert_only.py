@@ -64,8 +64,9 @@ def run(source: str, calibration, targets: tuple[str, ...], out_dir: Path, jobs:
         local.release(warm)
 
 
-def run_job(job: Job, prepared) -> JobOutcome:
-    """In the worker: the target's model prepared and converted into its folder, published as the pipeline publishes."""
+def run_job(job: Job, prepared=None) -> JobOutcome:
+    """In the worker: the target's model prepared and converted into its folder, published as the pipeline publishes.
+    The prepared data is let go before the conversion where the conversion does not calibrate on it (a smaller peak)."""
     from edgezoo.converter import converter_for
     from edgezoo.errors import EdgezooError
     from edgezoo.jobs.worker import peak_rss_bytes
@@ -74,13 +75,16 @@ def run_job(job: Job, prepared) -> JobOutcome:
     from edgezoo.targets.constraints import prepare_model
 
     started = time.monotonic()
-    profile, data = job.profile, prepared.data
+    prepared = prepared or package.read(job.prepared)
+    profile, data, model = job.profile, prepared.data, prepared.model
+    del prepared
     quantization = job.options.quantize or profile.quantization
     request = conversion_request(profile, quantization, data)
     tree = OutputTree(job.out_dir, job.model_name, job.force)
     tree.model_dir.mkdir(parents=True, exist_ok=True)
     try:
-        target_model = prepare_model(prepared.model, profile, request=request, input_shapes=job.options.input_shapes, data=data)
+        target_model = prepare_model(model, profile, request=request, input_shapes=job.options.input_shapes, data=data)
+        del data  # the request holds it where the conversion calibrates
         with tree.staging(job.folder) as staging:
             artifact = converter_for(profile.format).convert(target_model, request, staging)
             files = tuple(str(f.relative_to(staging)) for f in artifact.files)

@@ -57,12 +57,12 @@ def run_job(job, prepared=None):
     from edgezoo.jobs import package
     from edgezoo.output import OutputTree
 
-    started = time.monotonic()
-    prepared = prepared or package.read(job.prepared)
     if job.work == "convert-only":
         from edgezoo.jobs import convert_only
 
         return convert_only.run_job(job, prepared)
+    started = time.monotonic()
+    prepared = prepared or package.read(job.prepared)
     warnings: list[str] = []
     feedback = pipeline.Feedback(warn=warnings.append)
     tree = OutputTree(job.out_dir, job.model_name, job.force)
