@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from measure import measure  # noqa: E402
+from measure import measure, measure_each  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MATRIX = """targets = ["phone", "onnx"]
@@ -71,10 +71,7 @@ def tools_round(name: str, spec: dict, out: Path) -> dict:
     base = out / "usual" / name
     shutil.rmtree(base, ignore_errors=True)
     load = load_average()
-    usual = {tool: measure(cmd, log_path=str(logs / f"{name}-{tool}.log")) for tool, cmd in official_tools(spec, base).items()}
-    failed = [tool for tool, m in usual.items() if m.returncode != 0]
-    if failed:
-        raise SystemExit(f"(a) {name}: {', '.join(failed)} failed; see {logs}")
+    usual = measure_each(official_tools(spec, base), logs, name, f"(a) {name}")
     return {"seconds": sum(m.seconds for m in usual.values()), "peak_rss_mb": max(m.peak_rss_mb for m in usual.values()),
             "tools": {tool: vars(m) for tool, m in usual.items()}, "load_average": load}
 
@@ -90,9 +87,7 @@ def runner_round(name: str, spec: dict, out: Path) -> dict:
     load = load_average()
     command = [sys.executable, str(HERE / "runner_convert_only.py"), str(spec["saved_model"]), str(spec["calibration"]), str(folder),
                "phone", micro_profile(name), "browser", "onnx"]
-    m = measure(command, log_path=str(log))
-    if m.returncode != 0:
-        raise SystemExit(f"(a) {name}: the conversion-only runner failed; see {log}")
+    m = measure_each({"runner-convert-only": command}, log.parent, name, f"(a) {name}")["runner-convert-only"]
     jobs = json.loads((folder / "jobs.json").read_text())
     failed = {t: j["failure"] for t, j in jobs.items() if j["failure"]}
     if failed:
