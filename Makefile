@@ -52,8 +52,13 @@ demo: install
 	$(VENV)/bin/edgezoo convert digits-cnn --target all --out build --force
 	$(VENV)/bin/edgezoo convert shapes-detector --target phone --target onnx --target browser --out build --force
 
+# Two test processes (pytest-xdist): most tests wait on converters, runtimes and child processes, so the suite
+# takes about two thirds of the time on two cores. Each test file runs whole in one process, and the files that share
+# a costly session fixture in the same one (tests/conftest.py), so nothing is built twice.
+TEST_WORKERS ?= 2
+
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The parsers' fuzzers at 10,000 cases each (tens of minutes); prints each parser's count of cases and failures.
 fuzz: install

@@ -25,6 +25,20 @@ OWNER_FILE = ".edgezoo-owner"  # in each staging folder: the process that is wri
 _STAGING = re.compile(r"^\.(?P<name>.+)\.(?:partial-.+|old-(?P<pid>\d+))$")
 
 
+# A process killed between making its staging folder and writing OWNER_FILE into it leaves an empty folder with no
+# owner; it holds nothing, so once it is older than any such gap can be it is removed.
+_EMPTY_STAGING_GRACE_SECONDS = 60.0
+
+
+def _abandoned_empty(folder: Path) -> bool:
+    import time
+
+    try:
+        return not any(folder.iterdir()) and time.time() - folder.stat().st_mtime > _EMPTY_STAGING_GRACE_SECONDS
+    except OSError:
+        return False
+
+
 def safe_name(name: str) -> str:
     """A folder name from a model or target name (`keras:MobileNetV2` -> `keras_MobileNetV2`)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
@@ -83,7 +97,10 @@ class OutputTree:
                 try:
                     owner = json.loads((folder / OWNER_FILE).read_text())
                 except (OSError, ValueError):
-                    continue  # no owner recorded: not ours to judge
+                    if _abandoned_empty(folder):
+                        folder.rmdir()
+                        notes.append(f"removed {folder}, an empty staging folder whose process stopped before writing to it")
+                    continue  # otherwise, with no owner recorded, not ours to judge
                 if not isinstance(owner, dict):
                     continue
             if _processes.is_alive(owner) is not False:

@@ -65,6 +65,7 @@ def main() -> None:
     np.savez_compressed(HERE / "splits.npz", calibration=splits["calibration"], heldout=splits["heldout"])
     metadata = json.loads((HERE / "model.json").read_text()) if (HERE / "model.json").exists() else {}
     metadata["heldout_accuracy"] = round(float(accuracy), 4)
+    metadata["parameters"] = int(model.count_params())  # `zoo list` reads it instead of loading the SavedModel
     (HERE / "model.json").write_text(json.dumps(metadata, indent=2) + "\n")
 
 

@@ -73,16 +73,21 @@ def side_environment(folder: Path, requirements: Path, *pip_flags: str) -> Path:
     use, and remade when its requirements file changed (the stamp holds the requirements it was made from)."""
     import shutil
 
+    import fcntl
+
     python = folder / "bin" / "python"
     stamp = folder / ".ready"
     wanted = requirements.read_text()
-    if not stamp.exists() or stamp.read_text() != wanted:
-        shutil.rmtree(folder, ignore_errors=True)
-        base = getattr(sys, "_base_executable", sys.executable)
-        subprocess.run([base, "-m", "venv", str(folder)], check=True, timeout=120)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pip_flags, "-r", str(requirements)],
-                       check=True, timeout=900)
-        stamp.write_text(wanted)
+    # pytest -n 2: the other worker may be making the same environment; one makes it, the other waits.
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists() or stamp.read_text() != wanted:
+            shutil.rmtree(folder, ignore_errors=True)
+            base = getattr(sys, "_base_executable", sys.executable)
+            subprocess.run([base, "-m", "venv", str(folder)], check=True, timeout=120)
+            subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pip_flags, "-r", str(requirements)],
+                           check=True, timeout=900)
+            stamp.write_text(wanted)
     return python
 
 
@@ -101,3 +106,22 @@ def run_edgezoo(*args: str, cwd: Path | None = None, timeout: float = 600) -> su
 @pytest.fixture
 def cli():
     return run_edgezoo
+
+
+# Session fixtures that take long to build. Under `pytest -n 2` (make test) every test file runs whole on one worker,
+# and the files that share one of these run on the same worker, so each is built once per suite, not once per worker.
+_SHARED_FIXTURES = ("every_runtime", "mobilenet_v2", "mobilenet_tfjs", "detector")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks into the node ids
+def pytest_collection_modifyitems(config, items):
+    by_file: dict[str, str] = {}
+    for item in items:
+        shared = next((name for name in _SHARED_FIXTURES if name in item.fixturenames), None)
+        if shared and str(item.path) not in by_file:
+            by_file[str(item.path)] = shared
+    groups = {name: name for name in _SHARED_FIXTURES}
+    groups["mobilenet_tfjs"] = "mobilenet_v2"  # built from it
+    for item in items:
+        shared = by_file.get(str(item.path))
+        item.add_marker(pytest.mark.xdist_group(groups[shared] if shared else item.nodeid.split("::")[0]))

@@ -31,6 +31,9 @@ def test_model_is_small_and_data_is_complete(digits):
     meta = json.loads((folder / "model.json").read_text())
     assert "CC BY 4.0" in meta["data_license"] and "UCI" in meta["data_license"]
     assert digits.labels == tuple(str(d) for d in range(10))
+    from edgezoo.zoo.catalog import count_parameters
+
+    assert meta["parameters"] == count_parameters(folder / "saved_model")  # what `zoo list` shows without loading it
 
 
 def test_calibration_and_heldout_splits_are_disjoint_and_fixed(digits_data):

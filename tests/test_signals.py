@@ -186,7 +186,7 @@ def test_signal_removes_staging_and_stops_children(runs, run, exit_code, child):
 
 def test_stale_folders_are_judged_by_their_owner(tmp_path):
     """In process: a dead owner's staging folder goes, a replaced folder its dead owner was swapping comes back,
-    a live owner's folder and a folder without an owner record stay."""
+    a live owner's folder and a non-empty folder without an owner record stay."""
     import json
 
     from edgezoo import _processes
@@ -201,9 +201,15 @@ def test_stale_folders_are_judged_by_their_owner(tmp_path):
             (model / name / OWNER_FILE).write_text(json.dumps(owner))
     (model / f".microcontroller.old-{dead}").mkdir()
     (model / f".microcontroller.old-{dead}" / "model.tflite").write_bytes(b"the user's")
+    # Killed before its owner record was written: empty and old goes, empty but just made stays.
+    (model / ".phone-int8.partial-killed").mkdir()
+    os.utime(model / ".phone-int8.partial-killed", (time.time() - 3600, time.time() - 3600))
+    (model / ".tfjs.partial-starting").mkdir()
 
     notes = OutputTree(tmp_path, "m", force=False).check(["phone"])
-    assert sorted(p.name for p in model.iterdir()) == [".browser.partial-unknown", ".onnx.partial-live", "microcontroller"]
+    assert sorted(p.name for p in model.iterdir()) == [".browser.partial-unknown", ".onnx.partial-live", ".tfjs.partial-starting",
+                                                        "microcontroller"]
+    assert any("partial-killed, an empty staging folder whose process stopped" in n for n in notes)
     assert (model / "microcontroller" / "model.tflite").read_bytes() == b"the user's"
     assert any(f"left by process {dead}, which is no longer running" in n for n in notes)
     assert any(f"put back {model / 'microcontroller'}" in n for n in notes)

@@ -14,12 +14,12 @@ Unknown keys and wrong values are errors, all reported at once, each with where 
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgezoo._tables import type_name, type_ok, unknown_keys
 from edgezoo.errors import UsageError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -78,39 +78,18 @@ class Matrix:
     variants: dict[str, dict]  # name -> options; {"default": {}} when the matrix declares none
 
 
-def _type_name(kind) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list", dict: "a table"}
-    return " or ".join(names[k] for k in kinds)
-
-
-def _type_ok(value, kind) -> bool:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    for k in kinds:
-        if k is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True
-        if k is int and isinstance(value, int) and not isinstance(value, bool):
-            return True
-        if k not in (int, float) and isinstance(value, k):
-            return True
-    return False
-
-
 def _check_table(table, schema: dict, where: str, problems: list[str]) -> dict:
     if not isinstance(table, dict):
         problems.append(f"{where}: must be a table, got {type(table).__name__}.")
         return {}
-    for key in sorted(set(table) - set(schema)):
-        close = difflib.get_close_matches(key, list(schema), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        problems.append(f"{where}: unknown key '{key}'{hint}; allowed keys: {', '.join(schema)}.")
+    problems += unknown_keys(table, schema, where)
     good = {}
     for key, value in table.items():
         if key not in schema:
             continue
         kind, _ = schema[key]
-        if not _type_ok(value, kind):
-            problems.append(f"{where}.{key}: must be {_type_name(kind)}, got {value!r}.")
+        if not type_ok(value, kind):
+            problems.append(f"{where}.{key}: must be {type_name(kind)}, got {value!r}.")
         else:
             good[key] = value
     return good

@@ -17,6 +17,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgezoo._tables import type_ok, unknown_keys
 from edgezoo.converter import options_class
 from edgezoo.converter.base import FormatOptions, Quantization, QuantizationRequest
 from edgezoo.errors import TargetProfileError, UsageError
@@ -246,23 +247,6 @@ def _resolved_table(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, tup
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _type_ok(value: object, kind: type) -> bool:
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def _unknown_keys(table: dict, allowed, where: str) -> list[str]:
-    problems = []
-    for key in sorted(set(table) - set(allowed)):
-        close = difflib.get_close_matches(key, list(allowed), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        problems.append(f"{where}: unknown key '{key}'{hint}; allowed keys: {', '.join(allowed)}.")
-    return problems
-
-
 def _registered(kind: str, value: str, registry: dict) -> list[str]:
     return [] if value in registry else [f"unknown {kind} '{value}'; known: {', '.join(registry)}."]
 
@@ -287,7 +271,7 @@ def _check_values(data: dict) -> list[str]:
         if data.get(key) is not None and data[key] < 1:
             problems.append(f"{key} must be at least 1 (got {data[key]}).")
     for name, shape in data.get("input_shapes", {}).items():
-        if not isinstance(shape, list) or not shape or not all(_type_ok(d, int) and d >= 1 for d in shape):
+        if not isinstance(shape, list) or not shape or not all(type_ok(d, int) and d >= 1 for d in shape):
             problems.append(f"input_shapes: '{name}' must be a list of sizes of at least 1, batch first, e.g. [1, 48, 64, 3] (got {shape!r}).")
         elif data.get("fixed_batch") is not None and shape[0] != data["fixed_batch"]:
             problems.append(f"input_shapes: '{name}' has a batch of {shape[0]}, but fixed_batch is {data['fixed_batch']}.")
@@ -314,13 +298,13 @@ def _tolerances(table: object, where: str, problems: list[str]) -> dict[Quantiza
         if not isinstance(limits, dict):
             problems.append(f"{here}: must be a table of limits ({', '.join(TOLERANCE_RANGES)}).")
             continue
-        problems += _unknown_keys(limits, list(TOLERANCE_RANGES), here)
+        problems += unknown_keys(limits, list(TOLERANCE_RANGES), here)
         values = {}
         for limit, value in limits.items():
             if limit not in TOLERANCE_RANGES:
                 continue
             low, high = TOLERANCE_RANGES[limit]
-            if not _type_ok(value, float):
+            if not type_ok(value, float):
                 problems.append(f"{here}: {limit} must be a number (got {value!r}).")
             elif (low is not None and value < low) or (high is not None and value > high):
                 problems.append(f"{here}: {limit} = {value} is outside [{low}, {high}].")
@@ -333,13 +317,13 @@ def _tolerances(table: object, where: str, problems: list[str]) -> dict[Quantiza
 def profile_from_table(data: dict, path: Path | None, extends: tuple[str, ...] = ()) -> TargetProfile:
     """Validate a profile's (merged) keys; every problem is collected, then reported in one error."""
     where = str(path) if path else "target profile"
-    problems = _unknown_keys(data, list(SCHEMA_KEYS), where)
+    problems = unknown_keys(data, list(SCHEMA_KEYS), where)
     for key in SCHEMA:
         if key.name not in data:
             if key.required:
                 problems.append(f"{where}: the required key '{key.name}' is missing ({key.doc}).")
             continue
-        if not _type_ok(data[key.name], key.kind):
+        if not type_ok(data[key.name], key.kind):
             problems.append(f"{where}: '{key.name}' must be {TYPE_NAMES[key.kind]} (got {data[key.name]!r}).")
     if problems:
         raise TargetProfileError("invalid target profile:\n  " + "\n  ".join(problems))
