@@ -1,13 +1,19 @@
 """The job runner and `edgezoo build`, side by side in one run. Writes bench/results-jobs.json and bench/results-jobs.md.
 
-    .venv/bin/python bench/jobs.py [--models digits-cnn,mobilenet_v2,efficientnet_b0] [--parts a,f] [--skip-ray]
+    PYTHONPATH=$PWD .venv/bin/python bench/jobs.py [--models digits-cnn,mobilenet_v2,efficientnet_b0] [--parts a,f]
+        [--skip-ray] [--rounds 2] [--no-full-run]
 
-(a) phone, microcontroller, browser and onnx through the job runner (each target a job in a worker process, 2 at
-    once, parity checked on every runtime; run as `edgezoo build` of a one-model matrix, the same jobs as `convert`)
-    against each official tool in its own process (a TFLiteConverter script, the tf2onnx CLI, the
-    tensorflowjs_converter CLI; conversion only): wall time, and the peak resident memory of the largest single process
-    (the edgezoo process, or the largest worker as it reports its own peak). Next to it, edgezoo's four conversions in
-    one process without parity (bench/edgezoo_convert_only.py), as in bench/run.py.
+(a) phone, microcontroller (bench/profiles/microcontroller-large.toml for the ImageNet-size models), browser and onnx:
+    the job runner doing the official tools' work -- conversion only (edgezoo/jobs/convert_only.py through
+    bench/runner_convert_only.py): worker processes started first, the parent loading the model and preparing the
+    calibration data once into the one file every job reads, 2 jobs at once, each job preparing and converting its
+    target (fixed batch, op check) and nothing else -- against each official tool in its own process, one after the
+    other (a TFLiteConverter script, the tf2onnx CLI, the tensorflowjs_converter CLI; bench/run.py's part (a)).
+    --rounds N interleaves N rounds (tools, runner, tools, runner...) and keeps each side's fastest, with the median
+    ratio beside it and the load average at the start of every round. Memory: the peak resident memory of the largest
+    single process (a tool; the runner's parent, or its largest worker as it reports its own peak). For context, once
+    (unless --no-full-run): the full job through the runner -- parity on every runtime, reports -- run as `edgezoo
+    build` of a one-model matrix, the same jobs as `edgezoo convert --target ... --jobs 2`.
 (f) a matrix of 12 jobs (3 small models x phone, onnx x 2 variants) with `edgezoo build`: one job at a time (the local
     executor, 1 worker), the local executor with 2 workers, Ray with 2 workers (the build starts its local Ray instance,
     which is counted), and a resumed rerun: a fresh build with one job made to abort (test hook), then the rerun that
@@ -29,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from measure import measure  # noqa: E402
+from measure import measure, measure_each  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MATRIX = """targets = ["phone", "onnx"]
@@ -50,37 +56,100 @@ calibration = "{repo}/tests/corpus/tiny-mobilenet/data.npz"
 FAULT_CELL = "digits-cnn/onnx-int8"  # the one cell made to abort (test hook) in the first run of the resumed pair
 
 
-def bench_runner_vs_tools(name: str, spec: dict, out: Path) -> dict:
-    """The job runner on one model's four targets: `edgezoo build` of a one-model matrix, the same jobs as
-    `edgezoo convert --target ... --jobs 2` (build adds the content keys and the build report), because its report
-    gives each job's own time and peak memory, which docs/scale.md needs."""
-    from run import bench_one_process_vs_tools, micro_profile
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as `uptime` shows them: the machine is shared, so each figure carries its own."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
-    base = bench_one_process_vs_tools(name, spec, out)  # the official tools, and edgezoo's conversions in one process
+
+def tools_round(name: str, spec: dict, out: Path) -> dict:
+    """Each official tool in its own process, one after the other (bench/run.py part (a)): their summed wall time and
+    the peak memory of the largest."""
+    from run import official_tools
+
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    base = out / "usual" / name
+    shutil.rmtree(base, ignore_errors=True)
+    load = load_average()
+    usual = measure_each(official_tools(spec, base), logs, name, f"(a) {name}")
+    return {"seconds": sum(m.seconds for m in usual.values()), "peak_rss_mb": max(m.peak_rss_mb for m in usual.values()),
+            "tools": {tool: vars(m) for tool, m in usual.items()}, "load_average": load}
+
+
+def runner_round(name: str, spec: dict, out: Path) -> dict:
+    """The job runner doing the tools' work: conversion only, 2 worker processes (bench/runner_convert_only.py); wall time,
+    and the peak memory of the largest process (the parent, or the largest worker as it reports its own peak)."""
+    from run import micro_profile
+
+    folder = out / "runner-convert-only" / name
+    shutil.rmtree(folder, ignore_errors=True)
+    log = out / "logs" / f"{name}-runner-convert-only.log"
+    load = load_average()
+    command = [sys.executable, str(HERE / "runner_convert_only.py"), str(spec["saved_model"]), str(spec["calibration"]), str(folder),
+               "phone", micro_profile(name), "browser", "onnx"]
+    m = measure_each({"runner-convert-only": command}, log.parent, name, f"(a) {name}")["runner-convert-only"]
+    jobs = json.loads((folder / "jobs.json").read_text())
+    failed = {t: j["failure"] for t, j in jobs.items() if j["failure"]}
+    if failed:
+        raise SystemExit(f"(a) {name}: conversion-only jobs failed: {failed}")
+    return {"seconds": m.seconds, "parent_peak_rss_mb": m.peak_rss_mb,
+            "peak_rss_mb": max([m.peak_rss_mb] + [j["peak_rss_mb"] for j in jobs.values()]), "jobs": jobs, "load_average": load}
+
+
+def bench_runner_vs_tools(name: str, spec: dict, out: Path, rounds: int, full_run: bool) -> dict:
+    """Interleaved rounds -- tools, runner, tools, runner... -- so that drift in the machine's load hits both sides alike;
+    each side keeps its fastest round (the medians are kept too). Memory: the largest single process of each side, its
+    highest over the rounds. Then, for context, the full job (parity on every runtime, reports) through `edgezoo build`."""
+    import statistics
+
+    tools, runner = [], []
+    for index in range(rounds):
+        print(f"[{name}] (a) round {index + 1}/{rounds}: official tools", flush=True)
+        tools.append(tools_round(name, spec, out))
+        print(f"[{name}] (a) round {index + 1}/{rounds}: job runner, conversion only", flush=True)
+        runner.append(runner_round(name, spec, out))
+    best_tools, best_runner = min(r["seconds"] for r in tools), min(r["seconds"] for r in runner)
+    tools_peak, runner_peak = max(r["peak_rss_mb"] for r in tools), max(r["peak_rss_mb"] for r in runner)
+    row = {
+        "rounds": rounds,
+        "tools_rounds": tools,
+        "runner_rounds": runner,
+        "usual_seconds": best_tools,
+        "usual_seconds_median": statistics.median(r["seconds"] for r in tools),
+        "usual_peak_rss_mb": tools_peak,
+        "runner_seconds": best_runner,
+        "runner_seconds_median": statistics.median(r["seconds"] for r in runner),
+        "runner_peak_rss_mb": runner_peak,
+        "time_ratio": best_runner / best_tools,
+        "time_ratio_median": statistics.median(r["seconds"] for r in runner) / statistics.median(r["seconds"] for r in tools),
+        "peak_memory_ratio": runner_peak / tools_peak,
+        "load_averages": [r["load_average"] for pair in zip(tools, runner) for r in pair],
+    }
+    if full_run:
+        print(f"[{name}] (a) context: the full job through the runner (parity, reports)", flush=True)
+        row["full_run"] = full_runner_run(name, spec, out)
+    return row
+
+
+def full_runner_run(name: str, spec: dict, out: Path) -> dict:
+    """The runner on one model's four targets with everything a convert does (parity on four runtimes, reports): `edgezoo
+    build` of a one-model matrix, the same jobs as `edgezoo convert --target ... --jobs 2`, because its report gives each
+    job's own time and peak memory, which docs/scale.md needs."""
+    from run import micro_profile
+
     folder = out / "runner" / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     targets = ", ".join(json.dumps(t) for t in ("phone", micro_profile(name), "browser", "onnx"))
     (folder / "matrix.toml").write_text(f"targets = [{targets}]\n[options]\nauto_fallback = false\n[[models]]\n"
                                         f"source = {json.dumps(str(spec['saved_model']))}\ncalibration = {json.dumps(str(spec['calibration']))}\n")
+    load = load_average()
     runner = _build(folder / "matrix.toml", folder / "out", f"{name}-runner", out / "logs", "--jobs", "2", "--force")
     report = json.loads((folder / "out" / "build-report.json").read_text())
-    jobs = {c["target"]: {"status": c["status"], "seconds": c["seconds"], "peak_rss_mb": (c["peak_rss_bytes"] or 0) / 2**20,
-                          "error": (c["error"] or "")[:200]} for c in report["cells"]}
+    jobs = {Path(c["target"]).stem: {"status": c["status"], "seconds": c["seconds"], "peak_rss_mb": (c["peak_rss_bytes"] or 0) / 2**20,
+                                     "error": (c["error"] or "")[:200]} for c in report["cells"]}
     peak = max([runner["driver_peak_rss_mb"]] + [j["peak_rss_mb"] for j in jobs.values()])
-    return {
-        "usual_seconds": base["usual_seconds"],
-        "usual_peak_rss_mb": base["usual_peak_rss_mb"],
-        "one_process_seconds": base["edgezoo"]["seconds"],
-        "one_process_peak_rss_mb": base["edgezoo"]["peak_rss_mb"],
-        "runner_seconds": runner["seconds"],
-        "runner_peak_rss_mb": peak,
-        "runner_exit_code": runner["exit_code"],
-        "runner_statuses": {t: j["status"] for t, j in jobs.items()},
-        "jobs": jobs,
-        "time_ratio": runner["seconds"] / base["usual_seconds"],
-        "peak_memory_ratio": peak / base["usual_peak_rss_mb"],
-    }
+    return {"seconds": runner["seconds"], "peak_rss_mb": peak, "exit_code": runner["exit_code"], "jobs": jobs, "load_average": load}
 
 
 def _build(matrix: Path, out: Path, label: str, logs: Path, *flags: str, env: dict | None = None) -> dict:
@@ -129,15 +198,22 @@ def bench_matrix(out: Path, skip_ray: bool) -> dict:
 def markdown(results: dict) -> str:
     lines = [f"Measured by `bench/jobs.py` on {results['machine']} ({results['date']}), side by side in one run.", ""]
     if results.get("runner"):
-        lines += ["**(a) four targets through the job runner (2 workers, parity on every runtime) vs. each official tool in its own "
-                  "process (conversion only)** (goal: time at most 0.6, peak memory of any one process at most 1.0)", "",
-                  "| model | usual way (s) | runner, 2 workers (s) | time ratio | peak MB, usual / runner | memory ratio | "
-                  "edgezoo one process, no parity (s) | targets |", "|---|---|---|---|---|---|---|---|"]
+        lines += ["**(a) four targets (phone, microcontroller, browser, onnx): the job runner doing the tools' work -- conversion "
+                  "only, 2 worker processes, the parent loading and preparing the model once -- vs. each official tool in its "
+                  "own process** (goal: time at most 0.6, peak memory of any one process at most 1.0). Rounds interleaved "
+                  "(tools, runner, tools, runner...); each side's fastest round, the median ratio beside it; memory: the "
+                  "largest single process of each side over the rounds.", "",
+                  "| model | rounds | official tools (s) | runner, conversion only (s) | time ratio (median) | peak MB, tools / runner | "
+                  "memory ratio | full runner run with parity (s) | load averages (1, 5, 15 min) at each round |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for name, r in results["runner"].items():
-            statuses = ", ".join(f"{t} {s}" for t, s in r["runner_statuses"].items())
-            lines.append(f"| {name} | {r['usual_seconds']:.1f} | {r['runner_seconds']:.1f} | **{r['time_ratio']:.2f}** | "
-                         f"{r['usual_peak_rss_mb']:.0f} / {r['runner_peak_rss_mb']:.0f} | **{r['peak_memory_ratio']:.2f}** | "
-                         f"{r['one_process_seconds']:.1f} | {statuses} |")
+            full = r.get("full_run")
+            full_cell = (f"{full['seconds']:.1f} (peak {full['peak_rss_mb']:.0f} MB; "
+                         + ", ".join(f"{t} {j['status']}" for t, j in full["jobs"].items()) + ")") if full else "not run"
+            loads = "; ".join(r["load_averages"])
+            lines.append(f"| {name} | {r['rounds']} | {r['usual_seconds']:.1f} | {r['runner_seconds']:.1f} | **{r['time_ratio']:.2f}** "
+                         f"({r['time_ratio_median']:.2f}) | {r['usual_peak_rss_mb']:.0f} / {r['runner_peak_rss_mb']:.0f} | "
+                         f"**{r['peak_memory_ratio']:.2f}** | {full_cell} | {loads} |")
     if results.get("matrix"):
         f = results["matrix"]
         lines += ["", "**(f) `edgezoo build`, a matrix of 12 jobs** (digits-cnn, shapes-cnn, tiny-mobilenet x phone, onnx x "
@@ -164,6 +240,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "out"))
     parser.add_argument("--parts", default="a,f")
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--rounds", type=int, default=2, help="(a): interleaved rounds of tools and runner; each side's fastest counts")
+    parser.add_argument("--no-full-run", action="store_true", help="(a): leave out the full runner run with parity (context only)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     out = Path(args.out)
@@ -178,10 +256,12 @@ def main() -> None:
         from models import prepare
 
         specs = prepare(out / "models")
+        if not isinstance(next(iter(results.get("runner", {}).values()), {}).get("rounds"), int):
+            results["runner"] = {}  # rows of the earlier layout (runner with parity against the tools) are not kept
         results.setdefault("runner", {})
         for name in args.models.split(","):
             print(f"[{name}] (a) job runner vs. official tools", flush=True)
-            results["runner"][name] = bench_runner_vs_tools(name, specs[name], out)
+            results["runner"][name] = bench_runner_vs_tools(name, specs[name], out, args.rounds, not args.no_full_run)
             path.write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (HERE / "results-jobs.md").write_text(table)

@@ -30,6 +30,16 @@ def measure(command: list[str], *, log_path: str | None = None) -> Measurement:
     return Measurement(**json.loads(done.stdout))
 
 
+def measure_each(commands: dict[str, list[str]], log_dir, prefix: str, what: str) -> dict[str, Measurement]:
+    """Each command in its own process, one after the other, its output in LOG_DIR/PREFIX-NAME.log; a command that fails
+    stops the bench with its name and where its log is (`what` says which measurement it belonged to)."""
+    measured = {name: measure(command, log_path=os.path.join(str(log_dir), f"{prefix}-{name}.log")) for name, command in commands.items()}
+    failed = [name for name, m in measured.items() if m.returncode != 0]
+    if failed:
+        raise SystemExit(f"{what}: {', '.join(failed)} failed; see {log_dir}")
+    return measured
+
+
 def _launch(log_path: str, command: list[str]) -> dict:
     """wait4 gives this child's own rusage; the launcher itself is small, so its pre-exec share is negligible."""
     with open(log_path, "w") as log:

@@ -1,12 +1,18 @@
 """`make bench`: edgezoo against the usual way, side by side in one run. Writes bench/results.json,
 bench/results.md, and the table between the bench markers in README.md.
 
-    .venv/bin/python bench/run.py [--models digits-cnn,mobilenet_v2,efficientnet_b0] [--quick]
+    PYTHONPATH=$PWD .venv/bin/python bench/run.py [--models digits-cnn,mobilenet_v2,efficientnet_b0] [--parts a,b,c,d,e]
+        [--repeats 2] [--runs 30]
+
+--parts measures those parts and keeps the others (and other models' rows) from bench/results.json; the files are
+rewritten after each model, so an interrupted run keeps what it measured. Each (b) row records the load average at
+its start (the machine is shared).
 
 (a) edgezoo converting for phone, microcontroller, browser and onnx in one process, against each official
     tool in its own process (a TFLiteConverter script, the tf2onnx CLI, the tensorflowjs_converter CLI):
     wall time and peak memory, as ratios.
-(b) edgezoo's overhead over the bare converter calls in one process (overhead.py).
+(b) edgezoo's overhead over the bare converter calls in one process (overhead.py): calls alternate, each side keeps
+    its fastest of --repeats.
 (c) artifact sizes: float16 and int8 against float32; gzip size after 50% pruning against without.
 (d) latency of each artifact on its runtime against the original in TensorFlow (same sample, 1 thread).
 (e) int8 top-1 agreement with the float model on the digits held-out split, on LiteRT and on TFLM.
@@ -28,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from measure import measure  # noqa: E402
+from measure import measure, measure_each  # noqa: E402
 
 PY = sys.executable
 BIN = Path(sys.executable).parent
@@ -40,26 +46,30 @@ def micro_profile(name: str) -> str:
     return MICRO_PROFILE.get(name, LARGE_MICRO)
 
 
+def official_tools(spec: dict, base: Path) -> dict[str, list[str]]:
+    """The usual way, each tool its own command (and process): a TFLiteConverter script (phone and microcontroller),
+    the tf2onnx CLI, the tensorflowjs_converter CLI. Shared with bench/jobs.py part (a)."""
+    sm, cal = str(spec["saved_model"]), str(spec["calibration"])
+    return {
+        "tflite_script": [PY, str(HERE / "baseline_tflite.py"), sm, cal, str(base)],
+        "tf2onnx_cli": [PY, "-m", "tf2onnx.convert", "--saved-model", sm, "--output", str(base / "model.onnx"), "--opset", "17"],
+        "tensorflowjs_converter": [str(BIN / "tensorflowjs_converter"), "--input_format=tf_saved_model",
+                                   "--output_format=tfjs_graph_model", "--quantize_float16=*", sm, str(base / "tfjs")],
+    }
+
+
 def bench_one_process_vs_tools(name: str, spec: dict, out: Path) -> dict:
     sm, cal = str(spec["saved_model"]), str(spec["calibration"])
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     base = out / "usual" / name
     shutil.rmtree(base, ignore_errors=True)
-    tools = {
-        "tflite_script": [PY, str(HERE / "baseline_tflite.py"), sm, cal, str(base)],
-        "tf2onnx_cli": [PY, "-m", "tf2onnx.convert", "--saved-model", sm, "--output", str(base / "model.onnx"), "--opset", "17"],
-        "tensorflowjs_converter": [str(BIN / "tensorflowjs_converter"), "--input_format=tf_saved_model",
-                                   "--output_format=tfjs_graph_model", "--quantize_float16=*", sm, str(base / "tfjs")],
-    }
+    tools = official_tools(spec, base)
     ours_dir = out / "edgezoo-convert-only" / name
     shutil.rmtree(ours_dir, ignore_errors=True)
     ours_cmd = [PY, str(HERE / "edgezoo_convert_only.py"), sm, cal, str(ours_dir), "phone", micro_profile(name), "browser", "onnx"]
-    usual = {tool: measure(cmd, log_path=str(logs / f"{name}-{tool}.log")) for tool, cmd in tools.items()}
-    ours = measure(ours_cmd, log_path=str(logs / f"{name}-edgezoo.log"))
-    failed = [tool for tool, m in {**usual, "edgezoo": ours}.items() if m.returncode != 0]
-    if failed:
-        raise SystemExit(f"(a) {name}: {', '.join(failed)} failed; see {logs}")
+    usual = measure_each(tools, logs, name, f"(a) {name}")
+    ours = measure_each({"edgezoo": ours_cmd}, logs, name, f"(a) {name}")["edgezoo"]
     usual_seconds = sum(m.seconds for m in usual.values())
     usual_peak = max(m.peak_rss_mb for m in usual.values())
     return {
@@ -87,6 +97,7 @@ def bench_full_run(name: str, spec: dict, out: Path) -> dict:
 def bench_overhead(name: str, spec: dict, out: Path, repeats: int) -> dict:
     import subprocess
 
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())  # the machine is shared: each figure carries its load
     result = subprocess.run(
         [PY, str(HERE / "overhead.py"), str(spec["saved_model"]), str(spec["calibration"]), str(out / "overhead" / name), str(repeats),
          micro_profile(name)],
@@ -97,7 +108,7 @@ def bench_overhead(name: str, spec: dict, out: Path, repeats: int) -> dict:
     per_target = json.loads(result.stdout.strip().splitlines()[-1])
     bare = sum(v["bare_seconds"] for v in per_target.values())
     ours = sum(v["edgezoo_seconds"] for v in per_target.values())
-    return {"targets": per_target, "ratio": ours / bare}
+    return {"targets": per_target, "ratio": ours / bare, "load_average": load}
 
 
 def bench_sizes(name: str, spec: dict, out: Path, prune: bool) -> dict:
@@ -174,11 +185,11 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} | {r['usual_seconds']:.1f} | {r['edgezoo']['seconds']:.1f} | **{r['time_ratio']:.2f}** | "
                      f"{r['peak_memory_ratio']:.2f} | {full.get('seconds', float('nan')):.1f} |")
     lines += ["", "**(b) edgezoo's overhead over the bare converter calls, one process** (goal: at most 1.15)", "",
-              "| model | phone | microcontroller | browser | onnx | all four |", "|---|---|---|---|---|---|"]
+              "| model | phone | microcontroller | browser | onnx | all four | load average at its start |", "|---|---|---|---|---|---|---|"]
     for name, r in results["overhead"].items():
         t = r["targets"]
         lines.append(f"| {name} | {t['phone']['ratio']:.2f} | {t['microcontroller']['ratio']:.2f} | {t['browser']['ratio']:.2f} | "
-                     f"{t['onnx']['ratio']:.2f} | **{r['ratio']:.2f}** |")
+                     f"{t['onnx']['ratio']:.2f} | **{r['ratio']:.2f}** | {r.get('load_average', 'not recorded')} |")
     lines += ["", "**(c) artifact sizes** (TFLite; goal: int8 at most 0.3 of float32)", "",
               "| model | float32 | float16 / float32 | int8 / float32 | gzip after 50% pruning / without |", "|---|---|---|---|---|"]
     for name, r in results["sizes"].items():
@@ -243,16 +254,22 @@ def main() -> None:
         if "d" in parts:
             print(f"[{name}] (d) latency", flush=True)
             results["latency"][name] = bench_latency(name, out, args.runs if name == "digits-cnn" else max(5, args.runs // 3))
+        write_results(results, parts, started)  # after each model: an interrupted run keeps what it measured
     if "e" in parts:
         print("(e) int8 agreement on digits", flush=True)
         results["int8_agreement"] = bench_int8_agreement(out)
+    print(write_results(results, parts, started))
+
+
+def write_results(results: dict, parts: set, started: float) -> str:
+    """bench/results.json, bench/results.md and README's table from what is measured so far; returns the table."""
     results.setdefault("measured", {}).update({part: time.strftime("%Y-%m-%d %H:%M") for part in parts})
     results["seconds_last_run"] = time.time() - started
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (HERE / "results.md").write_text(table)
     update_readme(table)
-    print(table)
+    return table
 
 
 if __name__ == "__main__":

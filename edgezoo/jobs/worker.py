@@ -57,6 +57,10 @@ def run_job(job, prepared=None):
     from edgezoo.jobs import package
     from edgezoo.output import OutputTree
 
+    if job.work == "convert-only":
+        from edgezoo.jobs import convert_only
+
+        return convert_only.run_job(job, prepared)
     started = time.monotonic()
     prepared = prepared or package.read(job.prepared)
     warnings: list[str] = []

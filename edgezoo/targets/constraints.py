@@ -40,6 +40,7 @@ def prepare_model(model: LoadedModel, profile: TargetProfile, step: Step = _no_s
     from edgezoo.targets import static_shape
 
     given = static_shape.given_shapes(model, profile, input_shapes)
+    resave = profile.format != "tflite"  # TFLite converts the traced signature itself; tf2onnx and tensorflowjs read a SavedModel
     if given or profile.fixed_batch is not None:
         shapes = static_shape.target_shapes(model, profile.name, fixed_batch=profile.fixed_batch, given=given,
                                             data_shapes=data.sample_shapes if data is not None else None)
@@ -47,10 +48,10 @@ def prepare_model(model: LoadedModel, profile: TargetProfile, step: Step = _no_s
             static_shape.check_data_shapes(shapes, data, profile.name)
         shown = ", ".join(f"{name} {static_shape.show(fixed.shape)}" for name, fixed in shapes.items())
         with step(f"{profile.name}: fixing the input shapes ({shown})"):
-            model = static_shape.fix_shapes(model, {name: fixed.shape for name, fixed in shapes.items()})
+            model = static_shape.fix_shapes(model, {name: fixed.shape for name, fixed in shapes.items()}, resave=resave)
     if profile.format == "tflite" and (why := static_shape.tflite_needs_static_batch(model)):
         with step(f"{profile.name}: fixing the batch to 1 ({why})"):
-            model = static_shape.with_batch_of_one(model, why)
+            model = static_shape.with_batch_of_one(model, why, resave=resave)
     if profile.op_set is not None:
         from edgezoo.targets.op_check import check_before_conversion
 

@@ -5,7 +5,8 @@ plus one entry in OP_SETS; a profile names it with `op_set = "..."`. It may also
 `float_only_ops() -> frozenset[str]`: ops its runtime runs in float only, refused in full-integer models.
 
 Before conversion, the model is lowered to TFLite ops in memory (float, no quantisation and no
-calibration: the cheap part of a conversion) with TensorFlow ops allowed as Flex ops, so that every
+calibration: the cheap part of a conversion, from the signature traced for the target's shapes that the
+conversion then reads too) with TensorFlow ops allowed as Flex ops, so that every
 op the device lacks is found and named with the layer it comes from, before the slow int8
 conversion and its calibration run. The converted artifact is checked again, since quantisation
 can change the ops. The ops are judged as the TFLite converter emits them (Assert, CheckNumerics and
@@ -40,19 +41,29 @@ def op_set(name: str) -> ModuleType:
 
 
 def planned_ops(model: LoadedModel) -> tuple[OpNode, ...]:
-    """The TFLite ops the model lowers to, each with the TensorFlow node (layer) it comes from."""
+    """The TFLite ops the model lowers to, each with the TensorFlow node (layer) it comes from.
+
+    Where the target fixed the input shapes, from the signature traced once for the op check and the conversion, and from
+    its frozen graph (the same ops and layer names, a third of the time on small models: no temporary SavedModel); should
+    that fail, through the SavedModel as the conversion goes. The converted artifact is checked again in any case."""
+    from edgezoo.converter.tflite import new_converter
+
     tf = _tf.tf()
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(model.saved_model_dir), signature_keys=[model.signature_key])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-    converter.allow_custom_ops = True
-    with _tf.quiet_native_output() as log:
-        try:
-            flatbuffer = converter.convert()
-        except Exception as exc:
-            raise ConversionError(
-                f"cannot lower {model.name} to TFLite ops to check them: {type(exc).__name__}: {str(exc).strip()[:500]}\n{log.tail()}"
-            ) from exc
-    return read_flatbuffer(flatbuffer, model.signature_key).ops
+    paths = (True, False) if model.fixed_signature is not None else (False,)
+    for frozen in paths:
+        converter = new_converter(model, frozen=frozen)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+        converter.allow_custom_ops = True
+        with _tf.quiet_native_output() as log:
+            try:
+                return read_flatbuffer(converter.convert(), model.signature_key).ops
+            except Exception as exc:
+                if frozen is not paths[-1]:
+                    continue
+                raise ConversionError(
+                    f"cannot lower {model.name} to TFLite ops to check them: {type(exc).__name__}: {str(exc).strip()[:500]}\n{log.tail()}"
+                ) from exc
+    raise AssertionError("unreachable: the last path raises")
 
 
 def _unsupported(nodes, supported: frozenset[str]) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""Static shapes: a model's inputs fixed to given shapes before conversion, as a new SavedModel.
+"""Static shapes: a model's inputs fixed to given shapes before conversion.
 
 The shapes come from `--input-shape NAME=1,48,64,3` (ConvertOptions.input_shapes), a profile's
 `input_shapes` table, and a profile's `fixed_batch` (the batch alone, for the inputs whose other
@@ -6,8 +6,9 @@ dimensions are already static); the command line wins over the profile. A conver
 SavedModel with dynamic dimensions keeps them dynamic (shape_signature -1) and emits
 SHAPE/STRIDED_SLICE/PACK ops that compute them at run time (MobileNet's Reshape layers): ops, arena
 and dynamic shapes that TensorFlow Lite Micro, which plans all memory ahead, cannot handle.
-Re-tracing the serving signature with fixed input specs into a new SavedModel removes both, for
-every format.
+Re-tracing the serving signature with fixed input specs removes both, for every format: saved as a
+new SavedModel for the converters that read one (tf2onnx, tensorflowjs), kept in memory for TFLite,
+whose converter reads the traced function itself (FixedSignature: nothing written and read back).
 """
 
 from __future__ import annotations
@@ -223,23 +224,63 @@ def traced_signature(model: LoadedModel, shapes: dict[str, Shape]):
     return loaded, concrete
 
 
-def fix_shapes(model: LoadedModel, shapes: dict[str, Shape]) -> LoadedModel:
-    """The same model as a new SavedModel whose inputs have these static shapes (and its outputs what follows from them)."""
+class FixedSignature:
+    """A SavedModel's serving signature traced for fixed input shapes, kept in memory instead of saved as a new SavedModel:
+    what a TFLite conversion reads (TFLiteConverter.from_concrete_functions, as a hand-written script fixes the batch).
+    Traced once per process, on first use; a pickled copy (a job's package) leaves the trace behind and traces again."""
+
+    def __init__(self, model: LoadedModel, shapes: dict[str, Shape]):
+        self.saved_model_dir = model.saved_model_dir
+        self.signature_key = model.signature_key
+        self.inputs = tuple(dataclasses.replace(spec, shape=tuple(shapes.get(spec.name, spec.shape))) for spec in model.inputs)
+        self._traced = None
+
+    def traced(self):
+        """(the loaded SavedModel, which owns the variables; the concrete function for the fixed shapes)."""
+        if self._traced is None:
+            source = LoadedModel(name="", source="", saved_model_dir=self.saved_model_dir, inputs=self.inputs, outputs=(), sha256="",
+                                 signature_key=self.signature_key)
+            self._traced = traced_signature(source, {spec.name: spec.shape for spec in self.inputs})
+        return self._traced
+
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        """The signature's outputs for these inputs, in sorted name order (as read_signature gives them)."""
+        _, concrete = self.traced()
+        return tuple(TensorSpec(name, tuple(spec.shape.as_list()), spec.dtype.as_numpy_dtype().dtype.name)
+                     for name, spec in sorted(concrete.structured_outputs.items()))
+
+    def __getstate__(self):
+        return {**self.__dict__, "_traced": None}
+
+
+def fix_shapes(model: LoadedModel, shapes: dict[str, Shape], *, resave: bool = True) -> LoadedModel:
+    """The same model with inputs of these static shapes (and its outputs what follows from them).
+
+    resave=True writes a new SavedModel, which every converter reads; resave=False only traces the signature for the shapes
+    (model.fixed_signature), which the TFLite converter reads: no SavedModel written and read back (prepare_model for
+    TFLite targets)."""
     if all(spec.shape == tuple(shapes.get(spec.name, spec.shape)) for spec in model.inputs):
         return model
+    shown = ", ".join(f"{name} {show(shape)}" for name, shape in shapes.items())
+    if not resave:
+        fixed = FixedSignature(model, shapes)  # over the original SavedModel, with any earlier fixed shapes kept
+        try:
+            outputs = fixed.outputs()
+        except Exception as exc:
+            raise TargetConstraintError(f"cannot fix the input shapes of {model.name} to {shown}: {type(exc).__name__}: {exc}") from exc
+        return dataclasses.replace(model, inputs=fixed.inputs, outputs=outputs, fixed_signature=fixed)
     tf = _tf.tf()
     loaded, concrete = traced_signature(model, shapes)  # `loaded` owns the variables until they are saved
     holder = tf.Module()
     holder.weights = list(concrete.variables)  # only what the signature reads: far quicker than the whole object graph
     target = scratch_dir("fixed-shape-") / "saved_model"
-    shown = ", ".join(f"{name} {show(shape)}" for name, shape in shapes.items())
     try:
         with _tf.quiet_native_output():
             tf.saved_model.save(holder, str(target), signatures={model.signature_key: concrete})
     except Exception as exc:
         raise TargetConstraintError(f"cannot fix the input shapes of {model.name} to {shown}: {type(exc).__name__}: {exc}") from exc
     inputs, outputs = read_signature(target, model.signature_key)
-    return dataclasses.replace(model, saved_model_dir=target, inputs=inputs, outputs=outputs)
+    return dataclasses.replace(model, saved_model_dir=target, inputs=inputs, outputs=outputs, fixed_signature=None)
 
 
 def fix_batch(model: LoadedModel, batch: int) -> LoadedModel:
@@ -265,8 +306,8 @@ def tflite_needs_static_batch(model: LoadedModel) -> str | None:
             "only with a static batch")
 
 
-def with_batch_of_one(model: LoadedModel, why: str) -> LoadedModel:
+def with_batch_of_one(model: LoadedModel, why: str, *, resave: bool = True) -> LoadedModel:
     """The model with its batch fixed to 1 (other dimensions as they are), the reason kept in its details."""
-    fixed = fix_shapes(model, {spec.name: (1, *spec.shape[1:]) for spec in model.inputs})
+    fixed = fix_shapes(model, {spec.name: (1, *spec.shape[1:]) for spec in model.inputs}, resave=resave)
     note = {"batch": 1, "why": why}
     return dataclasses.replace(fixed, details={**fixed.details, "batch_fixed_for_conversion": note})

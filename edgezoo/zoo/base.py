@@ -90,6 +90,9 @@ class LoadedModel:
     load_data: Callable[[], ModelData] | None = field(default=None, compare=False, repr=False)
     # What the source knows beyond the above: parameters, the files it fetched and how they were verified.
     details: dict = field(default_factory=dict, compare=False, repr=False)
+    # TFLite targets: the serving signature traced for fixed input shapes (targets/static_shape.FixedSignature), which the
+    # TFLite converter reads instead of a re-saved SavedModel; None: the converters read saved_model_dir's signature.
+    fixed_signature: object = field(default=None, compare=False, repr=False)
 
     @property
     def is_classifier(self) -> bool:
@@ -156,10 +159,18 @@ def sha256_of_path(path: Path) -> str:
 
 
 def read_signature(saved_model_dir: Path, signature_key: str = SIGNATURE_KEY) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """Input and output specs of a SavedModel's serving signature, in sorted name order."""
+    """Input and output specs of a SavedModel's serving signature, in sorted name order.
+
+    Read from the SignatureDef in saved_model.pb, with the variables' checkpoint index opened to see that it is there
+    and readable: loading the whole object graph for this (tf.saved_model.load) takes 8-10 s for a Keras MobileNetV2,
+    on the critical path of every run. Signatures the file cannot describe alone (an input of unknown rank) are read by
+    loading the SavedModel."""
     from edgezoo import _tf
 
     tf = _tf.tf()
+    fast = _signature_from_proto(tf, Path(saved_model_dir), signature_key)
+    if fast is not None:
+        return fast
     try:
         with _tf.quiet_native_output():
             loaded = tf.saved_model.load(str(saved_model_dir))
@@ -184,6 +195,35 @@ def read_signature(saved_model_dir: Path, signature_key: str = SIGNATURE_KEY) ->
         for name, spec in sorted(function.structured_outputs.items())
     )
     return inputs, outputs
+
+
+def _signature_from_proto(tf, saved_model_dir: Path, signature_key: str):
+    """(inputs, outputs) from the SignatureDef, or None where only loading the SavedModel can tell (or tell what is wrong)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString((saved_model_dir / "saved_model.pb").read_bytes())
+        signatures = proto.meta_graphs[0].signature_def if len(proto.meta_graphs) == 1 else None
+        if (saved_model_dir / "variables").is_dir():
+            tf.train.load_checkpoint(str(saved_model_dir / "variables" / "variables"))  # a missing or damaged index raises
+    except Exception:  # the SavedModel load below says what is wrong, as it always did
+        return None
+    if signatures is None or signature_key not in signatures:
+        return None
+
+    def specs(infos) -> tuple[TensorSpec, ...] | None:
+        found = []
+        for name, info in sorted(infos.items()):
+            if info.tensor_shape.unknown_rank or not info.name:
+                return None
+            dtype = tf.dtypes.as_dtype(info.dtype).as_numpy_dtype().dtype.name
+            found.append(TensorSpec(name, tuple(None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim), dtype))
+        return tuple(found)
+
+    signature = signatures[signature_key]
+    inputs, outputs = specs(signature.inputs), specs(signature.outputs)
+    return (inputs, outputs) if inputs is not None and outputs is not None else None
 
 
 def tf_keras_model(model: LoadedModel, needs: str, otherwise: str):
