@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgezoo.cli import build_parser
-from tests.conftest import run_edgezoo
+from tests.conftest import REPO, run_edgezoo
 
 NOISE = ("tensorflow", "W0000", "I0000", "XNNPACK", "absl", "oneDNN", "cpu_feature_guard", "Traceback")
 
@@ -119,12 +119,19 @@ def test_unwritable_output_folder(tmp_path):
     assert blocker.read_text() == "not a folder"
 
 
-@pytest.mark.parametrize("kind", ["h5", "keras", "savedmodel"])
+@pytest.mark.parametrize("kind", ["h5", "keras", "savedmodel", "savedmodel-truncated-variables"])
 def test_corrupt_model_file(tmp_path, kind):
     if kind == "savedmodel":
         source = tmp_path / "broken_savedmodel"
         source.mkdir()
         (source / "saved_model.pb").write_bytes(b"\x00garbage" * 100)
+    elif kind == "savedmodel-truncated-variables":  # the signature reads fine from saved_model.pb; the weights are cut short
+        import shutil
+
+        source = tmp_path / "truncated_savedmodel"
+        shutil.copytree(REPO / "edgezoo" / "zoo" / "bundled" / "digits_cnn" / "saved_model", source)
+        shard = next((source / "variables").glob("variables.data-*"))
+        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     else:
         source = tmp_path / f"broken.{kind}"
         source.write_bytes(b"this is not a model" * 100)

@@ -205,8 +205,8 @@ def _signature_from_proto(tf, saved_model_dir: Path, signature_key: str):
     try:
         proto.ParseFromString((saved_model_dir / "saved_model.pb").read_bytes())
         signatures = proto.meta_graphs[0].signature_def if len(proto.meta_graphs) == 1 else None
-        if (saved_model_dir / "variables").is_dir():
-            tf.train.load_checkpoint(str(saved_model_dir / "variables" / "variables"))  # a missing or damaged index raises
+        if (saved_model_dir / "variables").is_dir() and not _variables_complete(tf, saved_model_dir / "variables"):
+            return None
     except Exception:  # the SavedModel load below says what is wrong, as it always did
         return None
     if signatures is None or signature_key not in signatures:
@@ -224,6 +224,15 @@ def _signature_from_proto(tf, saved_model_dir: Path, signature_key: str):
     signature = signatures[signature_key]
     inputs, outputs = specs(signature.inputs), specs(signature.outputs)
     return (inputs, outputs) if inputs is not None and outputs is not None else None
+
+
+def _variables_complete(tf, variables_dir: Path) -> bool:
+    """The checkpoint index opens (a missing or damaged one raises) and the data shards hold at least the bytes its
+    numeric variables need: a truncated or emptied shard is left to the full load, which names the damage."""
+    reader = tf.train.load_checkpoint(str(variables_dir / "variables"))
+    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    needed = sum(int(np.prod(shapes[name])) * dtypes[name].size for name in shapes if dtypes[name] != tf.string)
+    return sum(p.stat().st_size for p in variables_dir.glob("variables.data-*")) >= needed
 
 
 def tf_keras_model(model: LoadedModel, needs: str, otherwise: str):
