@@ -108,17 +108,20 @@ def cli():
     return run_edgezoo
 
 
-# A phone NPU profile with stricter int8 detection limits than the built-in one: the plain int8 detector's boxes
-# (mean matched IoU about 0.86 measured) miss it, so the float fallback has to work for it.
-STRICT = """extends = "phone-int8"
+# A phone profile in int8 (float input and output) with stricter box limits than the built-in one: the plain int8
+# detector's boxes (mean matched IoU about 0.96 measured) miss it, so the float fallback has to work for it. (With int8
+# input and output, ai-edge-quantizer 0.10 points the NMS op at an int8 copy of the heads it also outputs: the fallback
+# then makes no model that runs, which its report says.)
+STRICT = """extends = "phone"
 name = "phone-int8-strict"
+quantization = "int8"
 
 [tolerances.int8]
 min_snr_db = 15.0
 min_detection_recall = 0.98
 min_detection_precision = 0.98
-min_matched_iou = 0.95
-max_score_difference = 0.05
+min_matched_iou = 0.975
+max_score_difference = 0.2
 detection_score_margin = 0.1
 """
 

@@ -28,7 +28,10 @@ def _detection_op_inputs(path):
 def test_an_int8_detector_is_calibrated_on_its_own_images(strict_int8):
     calibration = strict_int8.report["calibration"]
     assert calibration["origin"] == "bundled" and not calibration.get("synthetic"), calibration
-    assert calibration["num_calibration"] == 16  # the bundled detector's calibration split (data.npz calibration_images)
+    import edgezoo
+
+    own = edgezoo.load("shapes-detector").load_data().calibration["images"]
+    assert calibration["num_calibration"] == len(own)  # the bundled detector's calibration split (data.npz calibration_images)
 
 
 def test_the_heads_int8_error_is_in_the_trace(strict_int8):
@@ -37,21 +40,16 @@ def test_the_heads_int8_error_is_in_the_trace(strict_int8):
     assert not {"detection_boxes", "num_detections"} & set(trace["outputs"])
     for head in ("raw_boxes", "raw_scores"):
         assert 10 < trace["outputs"][head]["total_snr_db"] < 60, trace["outputs"][head]
-    # The ops that write the heads the op reads appear in the per-layer report with their own error.
-    measured = {layer["output"]: layer for layer in trace["layers"]}
-    _, producers = _detection_op_inputs(strict_int8.artifact.path)
-    from edgezoo.quantize.measure import _base
-
-    for name in producers:
-        assert _base(name) in measured, (name, sorted(measured)[:20])
-        assert np.isfinite(measured[_base(name)]["snr_db"])
+    # The heads' own layers (the Garden's RetinaNet head) appear in the per-layer report with their own error.
+    heads = [layer for layer in trace["layers"] if "retina_net_head" in layer["layer"]]
+    assert heads and all(np.isfinite(layer["snr_db"]) for layer in heads), [layer["layer"] for layer in trace["layers"]][:20]
 
 
 def test_the_float_fallback_keeps_the_worst_ops_float_until_detection_parity_passes(strict_int8):
     assert strict_int8.passed, strict_int8.parity.summary()
     fallback = strict_int8.report["float_fallback"]
     assert fallback["outcome"] == "passed" and not fallback["plain"]["passed"]
-    assert "mean_matched_iou" in fallback["plain"]["parity"]  # it failed on the detection limits
+    assert "mean_matched_iou" in fallback["plain"]["parity"]  # it failed on the detection limits (the boxes)
     detections = strict_int8.parity.outputs[0]
     assert detections.name == "detections" and detections.metrics["mean_matched_iou"] >= 0.95
     precision = strict_int8.report["precision"]  # read from the file that ships

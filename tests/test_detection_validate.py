@@ -125,8 +125,9 @@ def test_the_device_bundle_of_a_detector_matches_boxes_on_tflite_runtime(phone_d
     detections = result["outputs"][0]
     assert detections["name"] == "detections" and detections["detection_recall"] >= 0.95 and detections["matched_detections"] >= 40
     host = next(o for o in phone_detector.parity.outputs if o.name == "detections").metrics
-    if result["num_samples"] == phone_detector.parity.num_samples:  # the same golden inputs: the same figures
-        assert detections["matched_detections"] == host["matched_detections"]
+    if result["num_samples"] == phone_detector.parity.num_samples:  # the same golden inputs: nearly the same figures
+        # (tflite-runtime is another build of the int8 kernels than the host's LiteRT: a box at the edge may move)
+        assert abs(detections["matched_detections"] - host["matched_detections"]) <= 2, (detections, host)
     shifted_boxes(device / "model.tflite", device / "shifted.tflite")
     done = _on_device(device_python, device, "--model", "shifted.tflite")
     assert done.returncode == 1, done.stdout + done.stderr
