@@ -381,3 +381,16 @@ def test_every_source_module_is_registered():
 
     registered = {inspect.getmodule(entry.load).__name__ for entry in sources().values()}
     assert registered == set(SOURCE_MODULES)
+
+
+def test_a_source_with_a_url_inside_goes_to_its_own_kind_whatever_was_imported_first():
+    """`garden:...&checkpoint=http://...` has a '/', which the local-path kind also claims: kinds are asked in
+    SOURCE_MODULES' order, not in the order their modules happened to be imported."""
+    import subprocess
+    import sys
+
+    code = ("import edgezoo.zoo.local\nfrom edgezoo import zoo\n"
+            "source = 'garden:retinanet_mobile_coco?classes=3&checkpoint=http://127.0.0.1:9/ckpt.tar.gz'\n"
+            "print(next(e.name for e in zoo.sources().values() if e.matches(source)))")
+    claimed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert claimed.stdout.strip() == "garden", claimed.stderr

@@ -60,9 +60,12 @@ def register_source(name: str, matches: Callable[[str], bool], describe: str):
 
 
 def sources() -> dict[str, _Source]:
+    """The source kinds in SOURCE_MODULES' order, which is the order they are asked to claim a source: the local paths
+    last, since `garden:...?checkpoint=https://...` has a '/' too (registration order depends on what was imported first)."""
     for module in SOURCE_MODULES:
         importlib.import_module(module)
-    return _SOURCES
+    rank = {module: i for i, module in enumerate(SOURCE_MODULES)}
+    return dict(sorted(_SOURCES.items(), key=lambda item: rank.get(item[1].load.__module__, len(rank))))
 
 
 def load(source: str, options: LoadOptions | None = None) -> LoadedModel:
