@@ -26,12 +26,21 @@ INT8 = 9  # the schema's TensorType
 OUTPUT_RANGES = ((-0.25, 1.25), (0.0, 255.0), (0.0, 1.0), (0.0, 255.0))
 
 
-def write_postprocess_shapes(path: Path, max_detections: int) -> int:
-    """Write the shapes into every such op's outputs; returns how many ops were changed (0: none, the file untouched)."""
+def write_postprocess_fixes(path: Path, max_detections: int) -> int:
+    """Write the op's output shapes and, for int8 outputs, their ranges into the file (module docstring), read and
+    written once; returns how many things changed (0: no such op, the file untouched)."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model(str(path))
     codes = {i for i, code in enumerate(model.operatorCodes) if (code.customCode or b"").decode() == OP}
+    changed = _write_shapes(model, codes, max_detections) + _write_ranges(model, codes)
+    if changed:
+        flatbuffer_utils.write_model(model, str(path))
+    return changed
+
+
+def _write_shapes(model, codes: set[int], max_detections: int) -> int:
+    """The shapes into every such op's outputs; returns how many ops were changed."""
     shapes = ([1, max_detections, 4], [1, max_detections], [1, max_detections], [1])
     # Ops that keep their input's shape and may follow the op (an integer-io model quantises its float outputs).
     same_shape = {i for i, code in enumerate(model.operatorCodes) if max(code.builtinCode, code.deprecatedBuiltinCode) in SAME_SHAPE_OPS}
@@ -47,18 +56,11 @@ def write_postprocess_shapes(path: Path, max_detections: int) -> int:
         for index, shape in known.items():
             subgraph.tensors[index].shape = np.array(shape, np.int32)
             subgraph.tensors[index].shapeSignature = np.array(shape, np.int32)
-    if changed:
-        flatbuffer_utils.write_model(model, str(path))
     return changed
 
 
-def write_postprocess_ranges(path: Path) -> int:
-    """Give the int8 QUANTIZE after each output of the op its known range (module docstring); returns how many tensors
-    changed (0: a float model, the file untouched)."""
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model(str(path))
-    codes = {i for i, code in enumerate(model.operatorCodes) if (code.customCode or b"").decode() == OP}
+def _write_ranges(model, codes: set[int]) -> int:
+    """The known range into the int8 QUANTIZE after each output of the op; returns how many tensors changed (0: a float model)."""
     quantize = {i for i, code in enumerate(model.operatorCodes) if max(code.builtinCode, code.deprecatedBuiltinCode) == QUANTIZE}
     changed = 0
     for subgraph in model.subgraphs:
@@ -76,6 +78,4 @@ def write_postprocess_ranges(path: Path) -> int:
                 tensor.quantization.scale = np.array([scale], np.float32)
                 tensor.quantization.zeroPoint = np.array([int(round(-128 - low / scale))], np.int64)
                 changed += 1
-    if changed:
-        flatbuffer_utils.write_model(model, str(path))
     return changed

@@ -125,11 +125,10 @@ def finish_artifact(model, profile, artifact):
     """A .tflite with the TFLite op gets the op's output shapes written in (TFLM does not resize them) and, when its
     outputs are int8, their known ranges (the converter calibrates them on uninitialised slots)."""
     if _uses_tflite_op(model, profile):
-        from edgezoo.detection.tflite_shapes import write_postprocess_ranges, write_postprocess_shapes
+        from edgezoo.detection.tflite_shapes import write_postprocess_fixes
 
         config = tflite_config(spec_of(model))
-        write_postprocess_shapes(artifact.path, config["max_detections"] * config["max_classes_per_detection"])
-        write_postprocess_ranges(artifact.path)
+        write_postprocess_fixes(artifact.path, config["max_detections"] * config["max_classes_per_detection"])
     return artifact
 
 
