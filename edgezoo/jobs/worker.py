@@ -57,9 +57,9 @@ def run_job(job, prepared=None):
     from edgezoo.jobs import package
     from edgezoo.output import OutputTree
 
-    if job.work == "convert-only":
-        from edgezoo.jobs import convert_only
+    from edgezoo.jobs import convert_only
 
+    if job.work == convert_only.WORK:
         return convert_only.run_job(job, prepared)
     started = time.monotonic()
     prepared = prepared or package.read(job.prepared)
