@@ -88,15 +88,14 @@ def _judged_outputs(golden: GoldenSet, artifact: Artifact) -> GoldenSet:
     judges it); any other output (a Garden export's image_info) is not judged and not shipped."""
     if golden.detection is None:
         return golden
+    from edgezoo.detection.garden_model import HEAD_OUTPUTS
     from edgezoo.detection.metrics import BOXES, CLASSES, COUNT, SCORES
 
     tensor = lambda name: golden.output_names.get(name, name)  # noqa: E731
     kept = {name: a for name, a in golden.expected.items()
-            if name in (BOXES, CLASSES, SCORES, COUNT) or (name in HEADS and tensor(name) in artifact.output_names)}
+            if name in (BOXES, CLASSES, SCORES, COUNT) or (name in HEAD_OUTPUTS and tensor(name) in artifact.output_names)}
     return dataclasses.replace(golden, expected=kept)
 
-
-HEADS = ("raw_boxes", "raw_scores")  # a detector artifact's pre-NMS outputs, when it carries them
 
 
 def _in_bundle(path: Path, folder: Path) -> bool:
@@ -132,11 +131,6 @@ def _detection_settings(golden: GoldenSet) -> dict:
     return {**golden.detection, "score_margin": DEFAULT_MARGIN if margin is None else margin, "iou_threshold": 0.5}
 
 
-# The tensor limits a detector's pre-NMS heads are held to (edgezoo/validate/detection.py); its detections are held to
-# the DETECTION_LIMITS, and no other tensor limit applies to a detector.
-HEAD_LIMITS = ("min_snr_db", "min_cosine", "max_relative_l2_error")
-
-
 def _measurable(tolerance: Tolerance, detector: bool = False) -> dict:
     """The limits the device checks can measure, and the names of those they cannot (said in the report)."""
     from edgezoo.targets.profile import ALL_LIMITS, DETECTION_LIMITS, SETTINGS
@@ -144,9 +138,8 @@ def _measurable(tolerance: Tolerance, detector: bool = False) -> dict:
     script = device_script()
     measurable = {*script.METRICS, *(name for kind in script.KIND_METRICS.values() for name in kind)}
     limits = {k: v for k, v in dataclasses.asdict(tolerance).items() if v is not None and k not in SETTINGS}  # margin: in `detection`
-    if detector:
+    if detector:  # its detections by the detection limits, its pre-NMS heads by the tensor limits, as on the host
         measurable |= set(script.DETECTION_METRICS)
-        limits = {k: v for k, v in limits.items() if k in HEAD_LIMITS or k in DETECTION_LIMITS}
     else:
         limits = {k: v for k, v in limits.items() if k not in DETECTION_LIMITS}
     checked = {k: v for k, v in limits.items() if k in ALL_LIMITS and ALL_LIMITS[k][0] in measurable}
