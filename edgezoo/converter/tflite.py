@@ -1,4 +1,6 @@
-"""TFLite through TensorFlow's TFLiteConverter, from the canonical SavedModel's serving signature."""
+"""TFLite through TensorFlow's TFLiteConverter, of the canonical SavedModel's serving signature: from the traced
+signature's frozen graph where that gives the same model (tflite_frozen.py: several times quicker), else from the
+SavedModel."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo import _tf
+from edgezoo.converter import tflite_frozen
 from edgezoo.converter.base import Artifact, ConversionRequest, Quantization
 from edgezoo.errors import CalibrationDataError, ConversionError
 from edgezoo.zoo.base import LoadedModel
@@ -15,44 +18,78 @@ FORMAT = "tflite"
 FILENAME = "model.tflite"
 
 
-def build_converter(model: LoadedModel, request: ConversionRequest):
-    """A TFLiteConverter configured for the request."""
+def build_converter(model: LoadedModel, request: ConversionRequest, *, frozen: bool = False):
+    """A TFLiteConverter configured for the request (frozen: of the traced signature's frozen graph, tflite_frozen.py)."""
     tf = _tf.tf()
-    converter = new_converter(model)
-    _configure(converter, tf, request)
+    converter = new_converter(model, frozen=frozen)
+    order = tflite_frozen.input_order(tflite_frozen.traced_signature(model).traced()[1]) if frozen else None
+    _configure(converter, tf, request, order)
     return converter
 
 
 def new_converter(model: LoadedModel, *, frozen: bool = False):
-    """A TFLiteConverter of the model's serving signature: traced for fixed input shapes where the target fixed them
-    (model.fixed_signature, traced once and shared by the op check and the conversion), else read from the SavedModel.
+    """A TFLiteConverter of the model's serving signature.
 
-    frozen (fixed shapes only): lower the traced function from its frozen graph instead of TensorFlow's default, which
-    writes it to a temporary SavedModel and reads it back first (more than half the time on small models). The frozen
-    path's file has no SignatureDef, which the runners map tensors by, so only the op check (planned_ops) takes it."""
+    frozen: the signature traced (for the target's fixed shapes, model.fixed_signature, or for its own) and lowered from
+    its frozen graph (tflite_frozen.py: the file then has no SignatureDef until with_signature writes it). Otherwise
+    through the SavedModel, as TensorFlow does by default: read from the folder, or, where the target fixed the input
+    shapes, the traced function written to a temporary SavedModel and read back."""
     tf = _tf.tf()
+    if frozen:
+        loaded, concrete = tflite_frozen.traced_signature(model).traced()
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
+        converter.experimental_lower_to_saved_model = False
+        return converter
     if model.fixed_signature is None:
         return tf.lite.TFLiteConverter.from_saved_model(str(model.saved_model_dir), signature_keys=[model.signature_key])
     loaded, concrete = model.fixed_signature.traced()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
-    converter.experimental_lower_to_saved_model = not frozen
-    return converter
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
 
 
 def convert(model: LoadedModel, request: ConversionRequest, workdir: Path) -> Artifact:
-    converter = build_converter(model, request)
-    with _tf.quiet_native_output() as log:
+    """From the frozen graph where that gives the same model (tflite_frozen.why_not), else, or when that fails, through the
+    SavedModel; the report's details say which route made the file."""
+    flatbuffer = _convert_frozen(model, request) if tflite_frozen.why_not(model) is None else None
+    route = tflite_frozen.ROUTE_FROZEN if flatbuffer is not None else tflite_frozen.ROUTE_SAVED_MODEL
+    if flatbuffer is None:
+        flatbuffer = _run(build_converter(model, request), model, request)
+    path = workdir / FILENAME
+    path.write_bytes(flatbuffer)
+    return Artifact.of_model(model, request, format=FORMAT, files=(path,), ops=ops_used(flatbuffer),
+                             details={"conversion_route": route, **state_details(flatbuffer)})
+
+
+def _convert_frozen(model: LoadedModel, request: ConversionRequest) -> bytes | None:
+    """The frozen-graph conversion with its SignatureDef written, or None where it failed or left TensorFlow (Flex) ops:
+    the SavedModel route then makes the file, and says why if it fails too."""
+    from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
+
+    converter = build_converter(model, request, frozen=True)
+    with _tf.quiet_native_output():
         try:
             flatbuffer = converter.convert()
+        except Exception:
+            return None
+    if any(node.op.startswith("Flex") for node in read_flatbuffer(flatbuffer).ops):
+        return None
+    _, concrete = tflite_frozen.traced_signature(model).traced()
+    try:
+        return tflite_frozen.with_signature(flatbuffer, model.signature_key, tflite_frozen.input_order(concrete),
+                                            tflite_frozen.output_order(concrete))
+    except ValueError:
+        return None
+
+
+def _run(converter, model: LoadedModel, request: ConversionRequest) -> bytes:
+    with _tf.quiet_native_output() as log:
+        try:
+            return converter.convert()
         except Exception as exc:
             detail = log.tail() if not _tf.is_verbose() else ""
             raise ConversionError(
                 f"TFLite conversion of {model.name} ({request.quantization.value}) failed: {type(exc).__name__}: "
                 f"{_first_line(exc)}\n{detail}\nRun with --verbose for the converter's full log."
             ) from exc
-    path = workdir / FILENAME
-    path.write_bytes(flatbuffer)
-    return Artifact.of_model(model, request, format=FORMAT, files=(path,), ops=ops_used(flatbuffer), details=state_details(flatbuffer))
 
 
 def state_details(flatbuffer: bytes) -> dict:
@@ -68,7 +105,8 @@ def state_details(flatbuffer: bytes) -> dict:
         "(LiteRT: interpreter.reset_all_variables(); TFLM: MicroInterpreter::Reset()), as the parity check does.")}
 
 
-def _configure(converter, tf, request: ConversionRequest) -> None:
+def _configure(converter, tf, request: ConversionRequest, input_order: list[str] | None = None) -> None:
+    """input_order: a frozen graph's inputs, which take calibration samples as lists in this order (it has no signature)."""
     quantization = request.quantization
     if quantization is Quantization.FLOAT32:
         return
@@ -81,8 +119,12 @@ def _configure(converter, tf, request: ConversionRequest) -> None:
         if request.calibration is None:
             raise CalibrationDataError(f"{quantization.value} quantisation needs calibration data; pass --calibration.")
         calibration = request.calibration
-        # By name: with a signature the calibrator maps dict samples to the right inputs, whatever their order.
-        converter.representative_dataset = lambda: (dict(sample) for sample in calibration.representative_samples())
+        if input_order is None:
+            # By name: with a signature the calibrator maps dict samples to the right inputs, whatever their order.
+            converter.representative_dataset = lambda: (dict(sample) for sample in calibration.representative_samples())
+        else:
+            converter.representative_dataset = lambda: ([sample[name] for name in input_order]
+                                                         for sample in calibration.representative_samples())
         if quantization is Quantization.INT8:
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             io_type = tf.int8

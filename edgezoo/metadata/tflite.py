@@ -5,9 +5,7 @@ lists them), stored as one more Buffer of the model and named `TFLITE_METADATA` 
 names (labels.txt, edgezoo.json) are appended to the .tflite as a zip archive, as the TFLite Support and
 MediaPipe readers expect; interpreters ignore what follows the flatbuffer.
 
-The model is unpacked and repacked with the flatbuffer object API of the TFLite schema that tflite-micro ships
-(newer than the converter's, so it knows every field the converter writes). Weight buffers keep the 16-byte
-alignment the converter gives them (the generic packer would align them to 4 only).
+The model is unpacked and repacked by converter/tflite_repack.py (weight buffers keep their 16-byte alignment).
 """
 
 from __future__ import annotations
@@ -28,10 +26,8 @@ from edgezoo.metadata import LABELS_FILE
 FORMAT = "tflite"
 WHERE = "TFLite metadata (TFLITE_METADATA buffer) with associated files zipped at the end"
 METADATA_NAME = b"TFLITE_METADATA"
-MODEL_IDENTIFIER = b"TFL3"
 METADATA_IDENTIFIER = b"M001"
 FACTS_FILE = "edgezoo.json"
-BUFFER_ALIGNMENT = 16
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: no build time in the file
 
 # Enum and union values of the metadata schema.
@@ -180,47 +176,22 @@ def build_metadata(facts, input_names: list[str], output_names: list[str]) -> by
 def with_metadata_buffer(flatbuffer: bytes, metadata: bytes) -> bytes:
     """The model repacked with `metadata` as its TFLITE_METADATA buffer (replacing one that is there)."""
     from edgezoo.converter.tflite_flatbuffer import _schema
+    from edgezoo.converter.tflite_repack import repack
 
     schema = _schema()
-    try:
-        model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
-    except Exception as exc:  # flatbuffers raises struct and index errors on damaged files
-        raise CorruptModelError(f"cannot unpack the .tflite to add its metadata: {type(exc).__name__}: {exc}") from exc
-    if any(buffer.offset for buffer in model.buffers or ()):
-        raise CorruptModelError("the .tflite keeps its weights outside the flatbuffer (a model over 2 GB); edgezoo cannot add metadata to it.")
     data = np.frombuffer(metadata, np.uint8)
-    entries = [entry for entry in (model.metadata or []) if entry.name == METADATA_NAME]
-    if entries:
-        model.buffers[entries[0].buffer].data = data
-    else:
-        model.buffers.append(schema.BufferT(data=data))
-        entry = schema.MetadataT()
-        entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
-        model.metadata = [*(model.metadata or []), entry]
-    model.buffers = [_AlignedBuffer(buffer.data) for buffer in model.buffers]
-    builder = flatbuffers.Builder(len(flatbuffer) + len(metadata) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=MODEL_IDENTIFIER)
-    return bytes(builder.Output())
 
+    def add(model) -> None:
+        entries = [entry for entry in (model.metadata or []) if entry.name == METADATA_NAME]
+        if entries:
+            model.buffers[entries[0].buffer].data = data
+        else:
+            model.buffers.append(schema.BufferT(data=data))
+            entry = schema.MetadataT()
+            entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
+            model.metadata = [*(model.metadata or []), entry]
 
-class _AlignedBuffer:
-    """A Buffer table whose bytes start on a 16-byte boundary (what the converter's `force_align: 16` asks)."""
-
-    def __init__(self, data):
-        self.data = None if data is None else np.asarray(data, np.uint8)
-
-    def Pack(self, builder) -> int:  # noqa: N802 (the object API's name)
-        data_at = None
-        if self.data is not None and self.data.size:
-            payload = self.data.tobytes()
-            builder.StartVector(1, len(payload), BUFFER_ALIGNMENT)
-            builder.head -= len(payload)
-            builder.Bytes[builder.head : builder.head + len(payload)] = payload
-            data_at = builder.EndVector()
-        builder.StartObject(3)
-        if data_at is not None:
-            builder.PrependUOffsetTRelativeSlot(0, data_at, 0)
-        return builder.EndObject()
+    return repack(flatbuffer, add, "add its metadata", extra_bytes=len(metadata))
 
 
 def append_zip(flatbuffer: bytes, files: dict[str, bytes]) -> bytes:

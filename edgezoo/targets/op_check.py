@@ -43,13 +43,14 @@ def op_set(name: str) -> ModuleType:
 def planned_ops(model: LoadedModel) -> tuple[OpNode, ...]:
     """The TFLite ops the model lowers to, each with the TensorFlow node (layer) it comes from.
 
-    Where the target fixed the input shapes, from the signature traced once for the op check and the conversion, and from
-    its frozen graph (the same ops and layer names, a third of the time on small models: no temporary SavedModel); should
-    that fail, through the SavedModel as the conversion goes. The converted artifact is checked again in any case."""
+    As the conversion lowers it (converter/tflite_frozen.py): from the frozen graph of the signature traced once for the
+    op check and the conversion (the same ops and layer names, a fraction of the time), should that fail, or where the
+    model needs it, through the SavedModel. The converted artifact is checked again in any case."""
+    from edgezoo.converter import tflite_frozen
     from edgezoo.converter.tflite import new_converter
 
     tf = _tf.tf()
-    paths = (True, False) if model.fixed_signature is not None else (False,)
+    paths = (True, False) if tflite_frozen.why_not(model) is None else (False,)
     for frozen in paths:
         converter = new_converter(model, frozen=frozen)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]

@@ -125,8 +125,8 @@ def looks_like_classifier(outputs: tuple[TensorSpec, ...], saved_model_dir: Path
     return named_classifier or (saved_model_dir is not None and "Softmax" in graph_op_names(saved_model_dir))
 
 
-def graph_op_names(saved_model_dir: Path) -> frozenset[str]:
-    """Every op type in a SavedModel's graph and function library, read from saved_model.pb (nothing is traced)."""
+def saved_model_proto(saved_model_dir: Path):
+    """The SavedModel protocol buffer of saved_model.pb (graphs, function library, signatures): nothing is loaded or traced."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()
@@ -134,8 +134,13 @@ def graph_op_names(saved_model_dir: Path) -> frozenset[str]:
         proto.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
     except (OSError, ValueError) as exc:  # protobuf's DecodeError is a ValueError
         raise CorruptModelError(f"cannot read {saved_model_dir}/saved_model.pb: {exc}") from exc
+    return proto
+
+
+def graph_op_names(saved_model_dir: Path) -> frozenset[str]:
+    """Every op type in a SavedModel's graph and function library, read from saved_model.pb (nothing is traced)."""
     names = set()
-    for graph in proto.meta_graphs:
+    for graph in saved_model_proto(saved_model_dir).meta_graphs:
         names.update(node.op for node in graph.graph_def.node)
         for function in graph.graph_def.library.function:
             names.update(node.op for node in function.node_def)
