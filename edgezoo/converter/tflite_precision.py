@@ -29,9 +29,10 @@ class OpPrecision:
 
 
 def layer_name(tensor: str) -> str:
-    """`digits_cnn/conv2/Relu;digits_cnn/conv2/BiasAdd;...` -> `digits_cnn/conv2`."""
+    """`digits_cnn/conv2/Relu;digits_cnn/conv2/BiasAdd;...` -> `digits_cnn/conv2`; an op outside any layer by its own name
+    (`add_1;StatefulPartitionedCall/add_1` -> `add_1`)."""
     parts = [p for p in tensor.split(";")[0].split("/") if not p.endswith("PartitionedCall")]
-    return "/".join(parts[:-1]) or tensor
+    return "/".join(parts[:-1]) or (parts[-1] if parts else tensor)
 
 
 def _precision(op: str, dtypes: tuple[str, ...]) -> str:

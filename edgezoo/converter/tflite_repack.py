@@ -44,7 +44,7 @@ class AlignedBuffer:
 
     def Pack(self, builder) -> int:  # noqa: N802 (the object API's name)
         data_at = None
-        if self.data is not None and self.data.size:
+        if self.data is not None:  # an empty vector too: readers tell a constant of no elements from an activation by it
             payload = self.data.tobytes()
             builder.StartVector(1, len(payload), BUFFER_ALIGNMENT)
             builder.head -= len(payload)
