@@ -19,7 +19,7 @@ import numpy as np
 
 from edgezoo import _tf, load
 from edgezoo.calibration import load_calibration
-from edgezoo.converter import converter_for
+from edgezoo.converter import converter_for, tflite_frozen
 from edgezoo.pipeline import conversion_request
 from edgezoo.targets import resolve_profile
 from edgezoo.targets.constraints import prepare_model
@@ -76,6 +76,7 @@ def edgezoo_calls(saved_model: str, calibration: str, workdir: Path, micro_profi
         folder = workdir / f"edgezoo-{key}"
 
         def call(profile=profile, request=request, folder=folder):
+            tflite_frozen.forget_traces()  # each call starts from the SavedModel on disk, as a fresh process would
             folder.mkdir(parents=True, exist_ok=True)
             converter_for(profile.format).convert(prepare_model(model, profile), request, folder)
 

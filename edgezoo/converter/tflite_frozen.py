@@ -69,6 +69,11 @@ def _own_signature(saved_model_dir: Path, signature_key: str, inputs: tuple):
     return FixedSignature(source, {})
 
 
+def forget_traces() -> None:
+    """Drop the traces kept for models without fixed shapes (benchmarks: every call starts from the files)."""
+    _own_signature.cache_clear()
+
+
 def input_order(concrete) -> list[str]:
     """The signature's input names in the order of the converted model's inputs (the traced function's flattened ones)."""
     tf = _tf()
