@@ -4,14 +4,18 @@ nothing hangs and nothing is left running. digits-cnn, conversion-only jobs (the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 from edgezoo import _processes
 from edgezoo.jobs import convert_only
+from tests.conftest import REPO
 
 SERVER = "edgezoo.jobs.forkserver"  # in the command line of the server and of the workers it forks (fork, no exec)
 
@@ -109,3 +113,32 @@ def test_a_job_server_killed_mid_run_fails_its_running_job_and_the_run_goes_on(t
     assert int(onnx.worker.removeprefix("pid ")) not in killed.values()
     assert not (tmp_path / "out" / "digits-cnn" / "phone").exists() and not list((tmp_path / "out").rglob(".*.partial-*"))
     assert not _processes._running(killed["worker"]) and _none_left() == []
+
+
+def test_a_run_killed_with_sigkill_takes_its_job_server_and_workers_with_it(tmp_path):
+    """SIGKILL to the run's process alone (not its group): the kernel sends the server SIGTERM (PR_SET_PDEATHSIG), the
+    server stops its worker and ends; nothing of the run is left running."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = f"from edgezoo.jobs import convert_only; convert_only.run('digits-cnn', None, ('phone',), {str(tmp_path / 'out')!r}, jobs=1)"
+    env = {**os.environ, "EDGEZOO_TEST_JOB_FAULT": "phone:hang", "EDGEZOO_TEST_JOB_PIDS": str(pids), "PYTHONPATH": str(REPO)}
+    run = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (pids / "phone.pid").exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (pids / "phone.pid").exists(), run.stderr.read().decode()[-2000:] if run.poll() is not None else "no hang"
+        worker = int((pids / "phone.pid").read_text())
+        server = _parent(worker)
+        assert server is not None and _parent(server) == run.pid and SERVER in _cmdline(server)
+        run.kill()
+        run.wait()
+        deadline = time.monotonic() + 15
+        while any(_processes._running(pid) for pid in (worker, server)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _processes._running(worker) and not _processes._running(server)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)  # whatever a failed test left (the group keeps the run's session)
+        run.wait()

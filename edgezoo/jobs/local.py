@@ -176,7 +176,7 @@ class JobServer:
         with contextlib.suppress(OSError):
             self.process.stdin.close()
         if not self.ready:
-            self.process.terminate()
+            self.process.terminate()  # still importing: nothing runs in it
         try:
             self.process.wait(timeout=2 * STOP_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
@@ -221,6 +221,8 @@ def run(jobs: list[Job], settings, on_event, server: JobServer | None = None) ->
     except BaseException:  # SIGINT/SIGTERM in the parent: every worker unwinds its staging folder, nothing half-made stays
         for entry in running.values():
             entry.process.send_signal(signal.SIGTERM)
+        for importing in {id(e.process.server): e.process.server for e in running.values() if not e.process.server.ready}.values():
+            importing.process.terminate()  # no worker of it runs yet: it ends at once, its jobs with it, not after its import
         for entry in running.values():
             _reap(entry.process)
         for entry in running.values():
