@@ -82,7 +82,14 @@ def _start_child(line: bytes, children: dict[int, str]) -> None:
     # Blocked across the fork: a SIGTERM for the child before it has the worker's handlers is held, not lost in ours.
     server = os.getpid()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as exc:  # out of memory or of processes: that job's failure, in its log, and the server goes on
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        with open(log_path, "w") as log:
+            log.write(f"the job server could not fork a worker process for this job: {exc}\n")
+        _say("exited", job_id, 1)
+        return
     if pid == 0:
         _child(server, previous, job_path, outcome_path, log_path)  # never returns
     signal.pthread_sigmask(signal.SIG_SETMASK, previous)
