@@ -2,11 +2,11 @@
 that compares the runner with them (bench/jobs.py, part a). Internal: no command and no public API use it.
 
 What runs is the runner as `convert --target ...` runs it -- the job server started before the parent loads the
-model, one worker process forked per job, the parent loading it and preparing the calibration data once, one Prepared file every job reads, the local
-executor with its admission -- but each job only prepares the target's model (fixed shapes, the op check before
-conversion) and converts it: no parity check, no reference run, no report, no device bundle, no C sources, no
-arena measurement. Its folders hold the converted files alone, so nothing may present them as checked; that is why
-this is not an option of `edgezoo.convert` (whose every published folder carries its report and verdict).
+model, the parent loading it and preparing the calibration data once, one Prepared file every job reads, the local
+executor with its admission, one worker process forked per job -- but each job only prepares the target's model
+(fixed shapes, the op check before conversion) and converts it: no parity check, no reference run, no report, no
+device bundle, no C sources, no arena measurement. Its folders hold the converted files alone, so nothing may present
+them as checked; that is why this is not an option of `edgezoo.convert` (whose every published folder carries its report and verdict).
 """
 
 from __future__ import annotations
