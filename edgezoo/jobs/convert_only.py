@@ -6,7 +6,8 @@ model, the parent loading it and preparing the calibration data once, one Prepar
 executor with its admission, one worker process forked per job -- but each job only prepares the target's model
 (fixed shapes, the op check before conversion) and converts it: no parity check, no reference run, no report, no
 device bundle, no C sources, no arena measurement. Its folders hold the converted files alone, so nothing may present
-them as checked; that is why this is not an option of `edgezoo.convert` (whose every published folder carries its report and verdict).
+them as checked; that is why this is not an option of `edgezoo.convert` (whose every published folder carries its
+report and verdict).
 """
 
 from __future__ import annotations
