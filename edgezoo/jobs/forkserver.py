@@ -99,10 +99,10 @@ def _start_child(line: bytes, children: dict[int, str]) -> None:
 
 def _child(server: int, mask, job_path: str, outcome_path: str, log_path: str) -> None:
     """In the forked child: the job's worker process, with a worker's signal handling and its own log, then its exit."""
+    from edgezoo.jobs import worker
+
     code = 1
     try:
-        from edgezoo.jobs import worker
-
         worker._die_with_parent()
         if os.getppid() != server:  # the server ended between the fork and the line above: nobody reports this job
             os._exit(1)
@@ -111,6 +111,8 @@ def _child(server: int, mask, job_path: str, outcome_path: str, log_path: str) -
         _redirect(log_path)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGTERM held since the fork arrives here, as Stopped
         code = worker.serve(job_path, outcome_path)
+    except worker.Stopped as stop:  # stopped before its job began: nothing of it to unwind
+        code = 128 + stop.signum
     except BaseException:  # noqa: BLE001 -- whatever happened, this process must not return into the server's loop
         traceback.print_exc()
         code = 1
