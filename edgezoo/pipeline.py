@@ -139,14 +139,14 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
 
     feedback = feedback or Feedback()
     profiles = resolve_targets(options.targets)  # a bad target fails before any slow work
-    warm = jobs.warm_up(options, len(profiles))  # worker processes import TensorFlow while this one loads and prepares
+    warm = jobs.warm_up(options, len(profiles))  # the job server imports TensorFlow while this one loads and prepares
     try:
         return _convert(source, options, feedback, profiles, warm)
     finally:
         jobs.release(warm)
 
 
-def _convert(source, options: ConvertOptions, feedback: Feedback, profiles, warm: list) -> ConversionResult:
+def _convert(source, options: ConvertOptions, feedback: Feedback, profiles, warm) -> ConversionResult:
     with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
         model = load(source, options.load_options(feedback.progress)) if isinstance(source, str) else source
     shapes = static_shape.shapes_for_data(model, profiles, options.input_shapes)  # a bad --input-shape fails before slow work

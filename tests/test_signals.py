@@ -97,6 +97,14 @@ def _direct_children(pid: int) -> list[int]:
     return [int(c) for f in Path(f"/proc/{pid}/task").glob("*/children") for c in (f.read_text() if f.exists() else "").split()]
 
 
+def _below(pid: int, levels: int) -> list[int]:
+    found, frontier = [], [pid]
+    for _ in range(levels):
+        frontier = [child for parent in frontier for child in _direct_children(parent)]
+        found += frontier
+    return found
+
+
 def _gone(pids: list[int], seconds: float = 10.0) -> list[int]:
     deadline = time.monotonic() + seconds
     while True:
@@ -115,8 +123,9 @@ RUNS = {  # started together (they overlap, which keeps the tests' wall time dow
 
 def _with_child(proc, out, word):
     """The staging folders, once a process below the run has `word` in its command line (else None)."""
-    # The TFLM child lives about a second: look only at the run's children (its job workers) and theirs, not all of /proc.
-    pids = [p for child in _direct_children(proc.pid) for p in (child, *_direct_children(child))] if word == "tflm_child" else _tree(proc.pid)
+    # The TFLM child lives about a second: look only at the run's children (its job server), theirs (the job workers
+    # the server forked) and theirs, not all of /proc.
+    pids = _below(proc.pid, levels=3) if word == "tflm_child" else _tree(proc.pid)
     return _staging(out) if _staging(out) and any(word in _cmdline(p) for p in pids) else None
 
 

@@ -4,7 +4,7 @@ segfault), running out of memory or a timeout ends that job with a reported fail
 A run prepares what its jobs share once, in the parent (the loaded model, the calibration and held-out data, the
 original's outputs on them), writes it to a file every job of the model reads (package.py), and hands the jobs to an
 executor: one module per executor, one registry entry (EXECUTOR_MODULES), each with `run(jobs, settings, on_event)`
-returning one JobOutcome per job, in order. `local` runs worker processes on this machine (local.py); `ray` runs one
+returning one JobOutcome per job, in order. `local` forks worker processes on this machine (local.py); `ray` runs one
 Ray actor per job on a cluster (ray_executor.py).
 """
 
@@ -53,9 +53,9 @@ def executor_for(name: str):
 
 
 def run_jobs(executor: str, jobs: list[Job], settings: ExecutorSettings, on_event: OnEvent | None = None,
-             warm: list | None = None) -> list[JobOutcome]:
-    """warm: local workers started ahead (local.start_workers); other executors start their own."""
+             server=None) -> list[JobOutcome]:
+    """server: the local job server started ahead (local.start_server), or None; other executors start their own."""
     on_event = on_event or (lambda kind, job, outcome: None)
     if executor == "local":
-        return executor_for(executor).run(jobs, settings, on_event, warm)
+        return executor_for(executor).run(jobs, settings, on_event, server)
     return executor_for(executor).run(jobs, settings, on_event)

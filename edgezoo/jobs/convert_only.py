@@ -1,12 +1,13 @@
 """Conversion only, through the job runner: the work the official converters do and nothing more, for the benchmark
 that compares the runner with them (bench/jobs.py, part a). Internal: no command and no public API use it.
 
-What runs is the runner as `convert --target ...` runs it -- worker processes started before the parent loads the
+What runs is the runner as `convert --target ...` runs it -- the job server started before the parent loads the
 model, the parent loading it and preparing the calibration data once, one Prepared file every job reads, the local
-executor with its admission -- but each job only prepares the target's model (fixed shapes, the op check before
-conversion) and converts it: no parity check, no reference run, no report, no device bundle, no C sources, no
-arena measurement. Its folders hold the converted files alone, so nothing may present them as checked; that is why
-this is not an option of `edgezoo.convert` (whose every published folder carries its report and verdict).
+executor with its admission, one worker process forked per job -- but each job only prepares the target's model
+(fixed shapes, the op check before conversion) and converts it: no parity check, no reference run, no report, no
+device bundle, no C sources, no arena measurement. Its folders hold the converted files alone, so nothing may present
+them as checked; that is why this is not an option of `edgezoo.convert` (whose every published folder carries its
+report and verdict).
 """
 
 from __future__ import annotations
@@ -36,14 +37,14 @@ class Converted:
 
 
 def run(source: str, calibration, targets: tuple[str, ...], out_dir: Path, jobs: int = 2) -> list[JobOutcome]:
-    """Convert `source` for `targets` in `jobs` worker processes at once; one JobOutcome (result: Converted) per target."""
+    """Convert `source` for `targets` in up to `jobs` worker processes at once; one JobOutcome (result: Converted) per target."""
     from edgezoo.jobs import local
     from edgezoo.options import ConvertOptions
     from edgezoo.output import OutputTree
 
     options = ConvertOptions(targets=targets, out_dir=out_dir, calibration=calibration, force=True, jobs=jobs)
     settings = ExecutorSettings(jobs=max(1, min(jobs, len(targets))), max_memory=memory.available_bytes() or 8 << 30)
-    warm = local.start_workers(settings.jobs, settings)  # they import TensorFlow while this process loads the model
+    server = local.start_server(settings)  # it imports TensorFlow while this process loads the model
     try:
         from edgezoo import pipeline
         from edgezoo.zoo import load
@@ -59,9 +60,9 @@ def run(source: str, calibration, targets: tuple[str, ...], out_dir: Path, jobs:
         job_list = [Job(name=f"{tree.model_dir.name}/{p.name}", folder=p.name, profile=p, options=job_options, prepared=prepared,
                         out_dir=options.out_dir, model_name=model.name, force=True, expected_peak=expected,
                         saved_model_dirs=(model.saved_model_dir,), work=WORK) for p in profiles]
-        return run_jobs("local", job_list, settings, warm=warm)
+        return run_jobs("local", job_list, settings, server=server)
     finally:
-        local.release(warm)
+        server.close()
 
 
 def run_job(job: Job, prepared=None) -> JobOutcome:

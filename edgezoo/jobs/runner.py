@@ -25,25 +25,22 @@ def settings_for(options, job_count: int) -> ExecutorSettings:
                             verbose=_tf.is_verbose(), ray_address=options.ray_address)
 
 
-def warm_up(options, target_count: int) -> list:
-    """Local workers for a run's jobs, started now so that they import TensorFlow while this process loads the model
-    and runs the original; empty where the run's targets do not run in local workers."""
+def warm_up(options, target_count: int):
+    """The local job server for a run's jobs, started now so that it imports TensorFlow while this process loads the
+    model and runs the original; None where the run's targets do not run in local workers."""
     if not in_workers(options, target_count) or options.executor != "local":
-        return []
+        return None
     from edgezoo.jobs import local
 
-    settings = settings_for(options, target_count)
-    return local.start_workers(settings.jobs, settings)
+    return local.start_server(settings_for(options, target_count))
 
 
-def release(warm: list) -> None:
-    if warm:
-        from edgezoo.jobs import local
-
-        local.release(warm)
+def release(server) -> None:
+    if server is not None:
+        server.close()
 
 
-def run_targets(model, profiles, options, data, reference, tree, feedback, pruning, warm: list | None = None) -> tuple:
+def run_targets(model, profiles, options, data, reference, tree, feedback, pruning, warm=None) -> tuple:
     prepared_path = package.write(package.prepared_for(model, data, reference, pruning), _workspace.scratch_dir("prepared-") / "prepared.pickle")
     converted = pruning.model if pruning is not None else model
     dirs = tuple(dict.fromkeys(m.saved_model_dir for m in (model, converted, getattr(pruning, "original", None)) if m is not None))
@@ -56,7 +53,7 @@ def run_targets(model, profiles, options, data, reference, tree, feedback, pruni
     settings = settings_for(options, len(jobs))
     where = f"{settings.jobs} worker processes" if options.executor == "local" else f"{options.executor} workers"
     with feedback.step(f"converting for {len(jobs)} targets, up to {settings.jobs} at once in {where}"):
-        outcomes = run_jobs(options.executor, jobs, settings, warm=warm)
+        outcomes = run_jobs(options.executor, jobs, settings, server=warm)
     for outcome in outcomes:
         for text in (*outcome.notes, *outcome.warnings):
             feedback.warn(text)

@@ -1,9 +1,9 @@
-"""A worker process: `python -m edgezoo.jobs.worker`, one job, then it exits.
+"""A job's worker process: one job, then it exits (edgezoo/jobs/forkserver.py forks one per job; Ray's actors call
+run_job in their own process).
 
-It imports TensorFlow and the converters first (while the parent still prepares, so a job does not wait for the
-import), then reads one line from stdin, `JOB_FILE<TAB>OUTCOME_FILE`, runs the job and writes a JobOutcome there. An
-empty stdin (the parent had no job for it) ends it. SIGTERM and SIGINT unwind the job (its staging folder is removed)
-and stop the processes below it; if the parent dies, the kernel sends it SIGTERM (PR_SET_PDEATHSIG).
+It reads the job from JOB_FILE, runs it and writes a JobOutcome to OUTCOME_FILE. SIGTERM and SIGINT unwind the job
+(its staging folder is removed) and stop the processes below it; if its parent (the job server) dies, the kernel sends
+it SIGTERM (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -105,23 +104,12 @@ def _test_hook(job) -> None:
             time.sleep(3600)
 
 
-def main() -> int:
-    from edgezoo import _processes, _tf
+def serve(job_path: str, outcome_path: str) -> int:
+    """The worker process' work, its exit code the return value: 0 with the outcome written, 128 + N after signal N."""
+    from edgezoo import _processes
     from edgezoo.jobs import package
 
-    _die_with_parent()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _on_signal)
     try:
-        _tf.set_verbose(os.environ.get("EDGEZOO_VERBOSE") == "1")
-        _tf.configure_environment()
-        import edgezoo.pipeline  # noqa: F401 -- the imports a job needs, done before the job arrives
-
-        _tf.tf()
-        line = sys.stdin.readline()
-        if not line.strip():
-            return 0
-        job_path, outcome_path = line.rstrip("\n").split("\t")
         job = package.read(Path(job_path))
         _test_hook(job)
         package.write(run_job(job), Path(outcome_path))
@@ -129,7 +117,3 @@ def main() -> int:
     except Stopped as stop:
         _processes.stop_descendants()
         return 128 + stop.signum
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -110,22 +110,19 @@ def build(matrix: Matrix | str | Path, options: BuildOptions | None = None, on_e
     started = time.monotonic()
     cells: list[Cell] = []
     jobs: list[tuple[Job, Cell]] = []
-    warm: list = []  # local workers, started once there is work: they import TensorFlow while the next models are prepared
+    warm = None  # the local job server, started once there is work: it imports TensorFlow while the next models are prepared
     try:
         taken: dict[str, str] = {}  # model folder -> the matrix entry that writes it
         for entry in matrix.models:
             _prepare_model(entry, matrix, options, out_dir, cells, jobs, on_event, taken)
-            if jobs and not warm and options.executor == "local":
+            if jobs and warm is None and options.executor == "local":
                 from edgezoo.jobs import local
 
-                settings = _settings(options, sum(len(m.targets) * len(m.variants) for m in matrix.models))
-                warm = local.start_workers(settings.jobs, settings)
+                warm = local.start_server(_settings(options, sum(len(m.targets) * len(m.variants) for m in matrix.models)))
         return _run(matrix, options, out_dir, cells, jobs, warm, started, on_event)
     finally:
-        if warm:
-            from edgezoo.jobs import local
-
-            local.release(warm)
+        if warm is not None:
+            warm.close()
 
 
 def _run(matrix, options, out_dir, cells, jobs, warm, started, on_event) -> BuildResult:
