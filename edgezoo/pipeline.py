@@ -139,14 +139,14 @@ def convert(source: str | LoadedModel, options: ConvertOptions, feedback: Feedba
 
     feedback = feedback or Feedback()
     profiles = resolve_targets(options.targets)  # a bad target fails before any slow work
-    warm = jobs.warm_up(options, len(profiles))  # the job server imports TensorFlow while this one loads and prepares
+    server = jobs.start_server(options, len(profiles))  # the job server imports TensorFlow while this one loads and prepares
     try:
-        return _convert(source, options, feedback, profiles, warm)
+        return _convert(source, options, feedback, profiles, server)
     finally:
-        jobs.release(warm)
+        jobs.release(server)
 
 
-def _convert(source, options: ConvertOptions, feedback: Feedback, profiles, warm) -> ConversionResult:
+def _convert(source, options: ConvertOptions, feedback: Feedback, profiles, server) -> ConversionResult:
     with feedback.step(f"loading {source if isinstance(source, str) else source.name}"):
         model = load(source, options.load_options(feedback.progress)) if isinstance(source, str) else source
     shapes = static_shape.shapes_for_data(model, profiles, options.input_shapes)  # a bad --input-shape fails before slow work
@@ -166,7 +166,7 @@ def _convert(source, options: ConvertOptions, feedback: Feedback, profiles, warm
             model = pruning.model  # every target converts the pruned model; parity is checked against it
         with feedback.step(f"running the original on {data.num_heldout} held-out inputs"):
             reference = task_for(model).run_reference(model, data.heldout)
-        results = run_targets(model, profiles, options, data, reference, tree, feedback, pruning, warm)
+        results = run_targets(model, profiles, options, data, reference, tree, feedback, pruning, server)
         try:
             _write_run_summary(model, results, tree, data)
         except OSError as exc:
@@ -178,13 +178,13 @@ def _convert(source, options: ConvertOptions, feedback: Feedback, profiles, warm
     return ConversionResult(model, results)
 
 
-def run_targets(model, profiles, options, data, reference, tree: OutputTree, feedback, pruning, warm=None) -> tuple[TargetResult, ...]:
+def run_targets(model, profiles, options, data, reference, tree: OutputTree, feedback, pruning, server=None) -> tuple[TargetResult, ...]:
     """The targets of a run: in this process for a single target, else as jobs in worker processes (edgezoo/jobs/)."""
     from edgezoo.jobs import runner
 
     if not runner.in_workers(options, len(profiles)):
         return tuple(_try_target(model, profile, options, data, reference, tree, feedback, pruning) for profile in profiles)
-    return runner.run_targets(model, profiles, options, data, reference, tree, feedback, pruning, warm)
+    return runner.run_targets(model, profiles, options, data, reference, tree, feedback, pruning, server)
 
 
 def _try_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback, pruning,

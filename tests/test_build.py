@@ -211,3 +211,26 @@ def test_job_options_are_checked_before_any_work():
                          ({"job_timeout": -1}, "--job-timeout takes a number of seconds"), ({"executor": "slurm"}, "unknown executor 'slurm'; known: local, ray")):
         with pytest.raises(UsageError, match=message):
             edgezoo.ConvertOptions(**bad)
+
+
+def test_jobs_are_admitted_only_while_their_expected_peaks_fit_the_memory_budget(tmp_path, local_build):
+    """--max-memory below two jobs' expected peaks: with 2 workers, the second job starts only once the first finished
+    (one job always runs, however large). With the default budget (90% of the free memory) the local_build's two jobs
+    started together, when the machine had room for both."""
+    from edgezoo.jobs import memory
+    from edgezoo.zoo import load
+
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text('out = "out"\ntargets = ["phone", "onnx"]\n[[models]]\nsource = "digits-cnn"\n')
+    peak = memory.expected_peak(load("digits-cnn").saved_model_dir)
+    events = []
+    result = edgezoo.build(matrix, jobs=2, max_memory=int(1.5 * peak), on_event=events.append)
+    assert result.exit_code == 0, [c.error for c in result.cells]
+    order = [(e["event"], e["cell"]) for e in events if e["event"] in ("job_started", "job_finished")]
+    assert [kind for kind, _ in order] == ["job_started", "job_finished", "job_started", "job_finished"], order
+    assert order[0][1] == order[1][1] and order[2][1] == order[3][1]  # each job finished before the next was admitted
+
+    _, together = local_build
+    kinds = [e["event"] for e in together if e["event"] in ("job_started", "job_finished")]
+    if 0.9 * (memory.available_bytes() or 0) >= 2 * peak:
+        assert kinds[:2] == ["job_started", "job_started"], kinds

@@ -25,7 +25,7 @@ def settings_for(options, job_count: int) -> ExecutorSettings:
                             verbose=_tf.is_verbose(), ray_address=options.ray_address)
 
 
-def warm_up(options, target_count: int):
+def start_server(options, target_count: int):
     """The local job server for a run's jobs, started now so that it imports TensorFlow while this process loads the
     model and runs the original; None where the run's targets do not run in local workers."""
     if not in_workers(options, target_count) or options.executor != "local":
@@ -40,7 +40,7 @@ def release(server) -> None:
         server.close()
 
 
-def run_targets(model, profiles, options, data, reference, tree, feedback, pruning, warm=None) -> tuple:
+def run_targets(model, profiles, options, data, reference, tree, feedback, pruning, server=None) -> tuple:
     prepared_path = package.write(package.prepared_for(model, data, reference, pruning), _workspace.scratch_dir("prepared-") / "prepared.pickle")
     converted = pruning.model if pruning is not None else model
     dirs = tuple(dict.fromkeys(m.saved_model_dir for m in (model, converted, getattr(pruning, "original", None)) if m is not None))
@@ -53,7 +53,7 @@ def run_targets(model, profiles, options, data, reference, tree, feedback, pruni
     settings = settings_for(options, len(jobs))
     where = f"{settings.jobs} worker processes" if options.executor == "local" else f"{options.executor} workers"
     with feedback.step(f"converting for {len(jobs)} targets, up to {settings.jobs} at once in {where}"):
-        outcomes = run_jobs(options.executor, jobs, settings, server=warm)
+        outcomes = run_jobs(options.executor, jobs, settings, server=server)
     for outcome in outcomes:
         for text in (*outcome.notes, *outcome.warnings):
             feedback.warn(text)

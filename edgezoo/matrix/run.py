@@ -110,22 +110,22 @@ def build(matrix: Matrix | str | Path, options: BuildOptions | None = None, on_e
     started = time.monotonic()
     cells: list[Cell] = []
     jobs: list[tuple[Job, Cell]] = []
-    warm = None  # the local job server, started once there is work: it imports TensorFlow while the next models are prepared
+    server = None  # the local job server, started once there is work: it imports TensorFlow while the next models are prepared
     try:
         taken: dict[str, str] = {}  # model folder -> the matrix entry that writes it
         for entry in matrix.models:
             _prepare_model(entry, matrix, options, out_dir, cells, jobs, on_event, taken)
-            if jobs and warm is None and options.executor == "local":
+            if jobs and server is None and options.executor == "local":
                 from edgezoo.jobs import local
 
-                warm = local.start_server(_settings(options, sum(len(m.targets) * len(m.variants) for m in matrix.models)))
-        return _run(matrix, options, out_dir, cells, jobs, warm, started, on_event)
+                server = local.start_server(_settings(options, sum(len(m.targets) * len(m.variants) for m in matrix.models)))
+        return _run(matrix, options, out_dir, cells, jobs, server, started, on_event)
     finally:
-        if warm is not None:
-            warm.close()
+        if server is not None:
+            server.close()
 
 
-def _run(matrix, options, out_dir, cells, jobs, warm, started, on_event) -> BuildResult:
+def _run(matrix, options, out_dir, cells, jobs, server, started, on_event) -> BuildResult:
     from edgezoo.matrix.report import write_build_report
 
     result = BuildResult(out_dir, cells, 0.0, options.executor)
@@ -146,7 +146,7 @@ def _run(matrix, options, out_dir, cells, jobs, warm, started, on_event) -> Buil
                     on_event({"event": "job_started", "cell": cell.name, "model": cell.model, "target": cell.target,
                               "variant": cell.variant})
 
-            run_jobs(options.executor, [job for job, _ in jobs], settings, job_event, warm)
+            run_jobs(options.executor, [job for job, _ in jobs], settings, job_event, server)
     finally:  # also when interrupted: the report says which cells were finished and which were not run
         for cell in cells:
             if cell.state in ("pending", "running"):
