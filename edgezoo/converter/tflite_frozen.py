@@ -19,6 +19,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from edgezoo import _tf
 from edgezoo.zoo.base import LoadedModel
 
 ROUTE_FROZEN = "frozen graph of the traced signature"
@@ -42,7 +43,7 @@ def _graph_facts(saved_model_dir: Path) -> tuple[frozenset[str], frozenset[str]]
     """(the fusing annotations on its functions, every op type), read from saved_model.pb."""
     from edgezoo.zoo.base import saved_model_proto
 
-    _tf()  # its environment first: saved_model_proto imports TensorFlow's protocol buffers
+    _tf.tf()  # its environment first: saved_model_proto imports TensorFlow's protocol buffers
     annotated, ops = set(), set()
     for graph in saved_model_proto(saved_model_dir).meta_graphs:
         ops.update(node.op for node in graph.graph_def.node)
@@ -76,8 +77,7 @@ def forget_traces() -> None:
 
 def input_order(concrete) -> list[str]:
     """The signature's input names in the order of the converted model's inputs (the traced function's flattened ones)."""
-    tf = _tf()
-    return [spec.name for spec in tf.nest.flatten(concrete.structured_input_signature)]
+    return [spec.name for spec in _tf.tf().nest.flatten(concrete.structured_input_signature)]
 
 
 def output_order(concrete) -> list[str]:
@@ -111,9 +111,3 @@ def _tensor_map(schema, name: str, index: int):
     entry = schema.TensorMapT()
     entry.name, entry.tensorIndex = name, int(index)
     return entry
-
-
-def _tf():
-    from edgezoo import _tf as tf_module
-
-    return tf_module.tf()

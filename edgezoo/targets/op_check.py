@@ -49,27 +49,31 @@ def planned_ops(model: LoadedModel) -> tuple[OpNode, ...]:
     from edgezoo.converter import tflite_frozen
     from edgezoo.converter.tflite import new_converter
 
+    if tflite_frozen.why_not(model) is None:
+        converter = new_converter(model, frozen=True)
+        try:
+            ops = _lowered_ops(model, converter)
+        except ConversionError:
+            ops = None  # the SavedModel route below says what is wrong, if it fails too
+        # The frozen graph may not fuse what the SavedModel route does (a TensorList loop becomes Flex ops there, one
+        # fused op here): Flex ops found that way are confirmed the usual way.
+        if ops is not None and not any(op.op.startswith("Flex") for op in ops):
+            return ops
+    return _lowered_ops(model, new_converter(model))
+
+
+def _lowered_ops(model: LoadedModel, converter) -> tuple[OpNode, ...]:
+    """The ops of the model lowered with TensorFlow ops allowed (as Flex ops) and custom ops kept."""
     tf = _tf.tf()
-    paths = (True, False) if tflite_frozen.why_not(model) is None else (False,)
-    for frozen in paths:
-        converter = new_converter(model, frozen=frozen)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-        converter.allow_custom_ops = True
-        with _tf.quiet_native_output() as log:
-            try:
-                ops = read_flatbuffer(converter.convert(), model.signature_key).ops
-            except Exception as exc:
-                if frozen is not paths[-1]:
-                    continue
-                raise ConversionError(
-                    f"cannot lower {model.name} to TFLite ops to check them: {type(exc).__name__}: {str(exc).strip()[:500]}\n{log.tail()}"
-                ) from exc
-        # The frozen graph does not fuse everything the SavedModel route does (a Keras LSTM's TensorList loop becomes
-        # Flex ops there, one UNIDIRECTIONAL_SEQUENCE_LSTM here): Flex ops found that way are confirmed the usual way.
-        if frozen and frozen is not paths[-1] and any(op.op.startswith("Flex") for op in ops):
-            continue
-        return ops
-    raise AssertionError("unreachable: the last path returns or raises")
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    converter.allow_custom_ops = True
+    with _tf.quiet_native_output() as log:
+        try:
+            return read_flatbuffer(converter.convert(), model.signature_key).ops
+        except Exception as exc:
+            raise ConversionError(
+                f"cannot lower {model.name} to TFLite ops to check them: {type(exc).__name__}: {str(exc).strip()[:500]}\n{log.tail()}"
+            ) from exc
 
 
 def _unsupported(nodes, supported: frozenset[str]) -> list[tuple[str, str]]:

@@ -204,11 +204,8 @@ def read_signature(saved_model_dir: Path, signature_key: str = SIGNATURE_KEY) ->
 
 def _signature_from_proto(tf, saved_model_dir: Path, signature_key: str):
     """(inputs, outputs) from the SignatureDef, or None where only loading the SavedModel can tell (or tell what is wrong)."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel()
     try:
-        proto.ParseFromString((saved_model_dir / "saved_model.pb").read_bytes())
+        proto = saved_model_proto(saved_model_dir)
         signatures = proto.meta_graphs[0].signature_def if len(proto.meta_graphs) == 1 else None
         if (saved_model_dir / "variables").is_dir() and not _variables_complete(tf, saved_model_dir / "variables"):
             return None
