@@ -234,3 +234,26 @@ def test_jobs_are_admitted_only_while_their_expected_peaks_fit_the_memory_budget
     kinds = [e["event"] for e in together if e["event"] in ("job_started", "job_finished")]
     if 0.9 * (memory.available_bytes() or 0) >= 2 * peak:
         assert kinds[:2] == ["job_started", "job_started"], kinds
+
+
+def test_a_matrix_with_a_detector_checks_every_cell_by_its_boxes(tmp_path):
+    """The build prepares each model's reference as the pipeline does (the model's task): the detector's cells are judged
+    by matched boxes against the detector's own reference, not refused because a plain tensor reference cannot run it."""
+    from edgezoo.tasks import detection
+
+    (tmp_path / "matrix.toml").write_text('out = "out"\ntargets = ["phone", "onnx"]\n[[models]]\nsource = "shapes-detector"\n')
+    result = edgezoo.build(tmp_path / "matrix.toml", jobs=1)
+    assert {c.folder: (c.state, c.exit_code) for c in result.cells} == {"phone": ("built", 0), "onnx": ("built", 0)}, \
+        [c.error for c in result.cells]
+    from edgezoo.validate.detection import compare_detections, split
+
+    model = edgezoo.load("shapes-detector")
+    reference = detection.run_reference(model, model.load_data().heldout)
+    for cell in result.cells:
+        outputs = {o["name"]: o for o in cell.report["parity"]["outputs"]}
+        boxes = outputs["detections"]
+        assert boxes["kind"] == "detections" and boxes["detection_recall"] >= 0.95, boxes
+        assert {"raw_boxes", "raw_scores"} <= set(outputs)  # the pre-NMS heads, compared as tensors beside the boxes
+        own = split(detection.target_reference(model, reference, edgezoo.resolve_profile(cell.target)), detection.image_size(model), 0)
+        expected, _ = compare_detections(own, own, score_threshold=detection.score_threshold(model), margin=0.0)
+        assert boxes["reference_detections"] == expected["reference_detections"] >= 40  # the detector's own reference, per target

@@ -217,7 +217,7 @@ def _prepare_model(entry: ModelEntry, matrix: Matrix, options: BuildOptions, out
 def _prepare_group(model, name, group_options, members, profiles, entry, options, out_dir, jobs, on_event) -> None:
     from edgezoo.pipeline import prepare_data
     from edgezoo.targets import static_shape
-    from edgezoo.validate.runners.tensorflow import run_reference
+    from edgezoo.tasks import task_for
 
     group_profiles = [profiles[cell.target] for cell, _ in members]
     shapes = static_shape.shapes_for_data(model, group_profiles, group_options.input_shapes)
@@ -241,7 +241,7 @@ def _prepare_group(model, name, group_options, members, profiles, entry, options
 
         pruning = prune(model, data, group_options.prune, seed=group_options.seed)
     converted = pruning.model if pruning is not None else model
-    reference = run_reference(converted, data.heldout)
+    reference = task_for(converted).run_reference(converted, data.heldout)  # as the pipeline: a detector's has its own form
     prepared = package.write(package.prepared_for(converted, data, reference, pruning), _workspace.scratch_dir("prepared-") / "prepared.pickle")
     expected = memory.parse_size(entry.memory, "memory") if entry.memory is not None else memory.expected_peak(converted.saved_model_dir)
     dirs = tuple(dict.fromkeys(m.saved_model_dir for m in (model, converted)))
