@@ -210,3 +210,47 @@ def test_every_format_has_a_reader_and_a_metadata_writer():
         for format_name, module_name in registry.items():
             module = __import__(module_name, fromlist=["FORMAT"])
             assert module.FORMAT == format_name and all(hasattr(module, name) for name in names)
+
+
+# --- one grayscale channel ---------------------------------------------------------------------------
+
+
+def test_a_hand_built_one_channel_model_is_described_as_grayscale_and_rgb_stays_rgb(digits):
+    """The default Preprocessing says RGB; on a [N, H, W, 1] input the facts say grayscale (GRAYSCALE in TFLite's enum)."""
+    from edgezoo.zoo.base import TensorSpec
+
+    gray = dataclasses.replace(digits, preprocessing=Preprocessing(), inputs=(TensorSpec("face", (None, 12, 12, 1), "float32"),))
+    facts = ModelFacts.of(gray, "float32")
+    assert facts.preprocessing["channel_order"] == "grayscale" and facts.images[0].color_space == "GRAYSCALE"
+    colour = dataclasses.replace(gray, inputs=(TensorSpec("photo", (None, 12, 12, 3), "float32"),))
+    facts = ModelFacts.of(colour, "float32")
+    assert facts.preprocessing["channel_order"] == "RGB" and facts.images[0].color_space == "RGB"
+
+
+def test_a_one_channel_hdf5_model_is_grayscale_in_every_format_and_report(tmp_path):
+    """A Keras 2-era .hdf5 with one input channel and no preprocessing of its own: TFLite metadata ColorSpace GRAYSCALE
+    (2), ONNX and TF.js metadata and report.json say grayscale, and the HTML report's preprocessing line too."""
+    import edgezoo
+    from edgezoo.converter import tfjs
+    from edgezoo.metadata import onnx as onnx_metadata
+    from edgezoo.metadata import tfjs as tfjs_metadata
+    from tests.legacy_hdf5 import gray_images, make_gray_hdf5
+
+    model = edgezoo.load(str(make_gray_hdf5(tmp_path)))
+    assert model.preprocessing.channel_order == "grayscale"
+    np.savez(tmp_path / "faces.npz", face=gray_images(40))
+    result = edgezoo.convert(model, targets=["phone", "onnx"], out_dir=tmp_path / "out", calibration=tmp_path / "faces.npz")
+    assert result.passed, result.to_json()
+    phone, onnx_target = result.targets
+    assert phone.report["model"]["preprocessing"]["channel_order"] == "grayscale"
+    assert "one grayscale channel" in (phone.output_dir / "report.html").read_text()
+    image, = tflite_metadata.read(phone.artifact.path)["inputs"]
+    assert image["color_space"] == "GRAYSCALE" and "GRAYSCALE" in image["description"]
+    assert tflite_metadata.build_metadata(ModelFacts.of(model, "float16"), ["face"], ["emotion"]).find(b"RGB") == -1
+    props = onnx_metadata.read(onnx_target.artifact.path)
+    assert props["images"][0]["color_space"] == "GRAYSCALE" and props["preprocessing"]["channel_order"] == "grayscale"
+    folder = tmp_path / "tfjs"
+    folder.mkdir()
+    artifact = embed(model, tfjs.convert(model, ConversionRequest(quantization=Quantization.FLOAT32), folder))
+    facts = tfjs_metadata.read(artifact.path)
+    assert facts["images"][0]["color_space"] == "GRAYSCALE" and facts["preprocessing"]["channel_order"] == "grayscale"

@@ -1,7 +1,7 @@
 """Every source kind loaded end to end and converted (TFLite, phone target), all offline: Keras
 applications with weights served by a web server on 127.0.0.1 (or none), TF Hub modules the tests
 build (local folder, local archive, remote through a mirror and from their origin), local files
-(.keras, .h5, SavedModels of TF2 and tf-keras), finished artifacts refused by convert, the offline
+(.keras, .h5 and .hdf5, SavedModels of TF2 and tf-keras), finished artifacts refused by convert, the offline
 errors, and `edgezoo zoo list | info | pull`."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import edgezoo
 from edgezoo import _tf
 from edgezoo.cli import run as run_cli
-from edgezoo.errors import ChecksumError, DownloadError, SourceNotFoundError, UnsafeModelError, UsageError
+from edgezoo.errors import ChecksumError, CorruptModelError, DownloadError, SourceNotFoundError, UnsafeModelError, UsageError
 from edgezoo.zoo import keras_apps
 from edgezoo.zoo.cache import hub_module_dir, url_relative_path
 from edgezoo.zoo.hub import handle_url, module_remote
@@ -394,3 +394,41 @@ def test_a_source_with_a_url_inside_goes_to_its_own_kind_whatever_was_imported_f
             "print(next(e.name for e in zoo.sources().values() if e.matches(source)))")
     claimed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert claimed.stdout.strip() == "garden", claimed.stderr
+
+
+# --- Keras HDF5 under its other name ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gray_hdf5(tmp_path_factory):
+    from tests.legacy_hdf5 import make_gray_hdf5
+
+    return make_gray_hdf5(tmp_path_factory.mktemp("hdf5"))
+
+
+def test_a_keras2_hdf5_file_loads_and_converts_as_an_h5_does(gray_hdf5, tmp_path, cli):
+    """`emotion_model.hdf5` (legacy HDF5, model_config in its attributes) is the same format as `.h5`: loaded, converted
+    by the CLI, and its outputs vary with the input; a weights-only .hdf5 says what it lacks."""
+    from tests.legacy_hdf5 import gray_images
+
+    assert artifact_kind(gray_hdf5) == "h5"
+    upper = tmp_path / "EMOTION.HDF5"
+    upper.write_bytes(gray_hdf5.read_bytes())
+    assert artifact_kind(upper) == "h5"
+    model = edgezoo.load(str(gray_hdf5))
+    assert (model.name, model.inputs[0].shape, model.outputs[0].shape) == ("emotion_model", (None, 12, 12, 1), (None, 3))
+    scores = _run_saved_model(model, gray_images())
+    assert float(scores.std(axis=0).mean()) > 0.02  # not a constant softmax: parity on it would prove nothing
+    run = cli("convert", gray_hdf5, "--target", "phone", "--out", tmp_path / "out", "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads((tmp_path / "out" / "emotion_model" / "phone" / "report.json").read_text())
+    assert report["model"]["source"] == str(gray_hdf5)
+
+    keras = _tf.tf_keras()
+    weights_only = tmp_path / "weights.hdf5"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save_weights(weights_only)
+    with pytest.raises(CorruptModelError, match="no model_config attribute"):
+        edgezoo.load(str(weights_only))
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(SourceNotFoundError, match=r"a Keras HDF5 file \(\.h5, \.hdf5\)"):
+        edgezoo.load(str(tmp_path / "notes.txt"))

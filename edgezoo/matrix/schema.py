@@ -119,7 +119,7 @@ def _options(table, where: str, problems: list[str]) -> dict:
 
 def _relative(value: str, base: Path | None) -> str:
     """A path-like value relative to the matrix file; names (digits-cnn, keras:X, phone) stay as they are."""
-    if base is None or ":" in value or not ("/" in value or value.endswith((".toml", ".npz", ".npy", ".tfrecord", ".keras", ".h5"))):
+    if base is None or ":" in value or not ("/" in value or value.endswith((".toml", ".npz", ".npy", ".tfrecord", ".keras", ".h5", ".hdf5"))):
         return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else base / path)

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 from edgezoo.errors import UsageError
+from edgezoo.zoo.base import described_channels
 
 WRITER_MODULES = {
     "tflite": "edgezoo.metadata.tflite",
@@ -121,7 +122,9 @@ class ModelFacts:
         labels, labelled = None, None
         if model.labels and model.is_classifier and len(model.outputs) == 1 and model.outputs[0].shape[-1] == len(model.labels):
             labels, labelled = tuple(model.labels), model.outputs[0].name
-        images = tuple(image for spec in model.inputs if (image := image_input(spec, model.preprocessing)) is not None)
+        # A LoadedModel built by hand (the API) may still carry the default RGB on a 1-channel input: say grayscale.
+        preprocessing = described_channels(model.preprocessing, model.inputs)
+        images = tuple(image for spec in model.inputs if (image := image_input(spec, preprocessing)) is not None)
         return cls(
             name=model.name,
             description=model.description or f"{model.name} ({model.task or 'model'}) from {model.source}",
@@ -133,7 +136,7 @@ class ModelFacts:
             task=model.task,
             quantization=quantization,
             converted_by=f"edgezoo {__version__}",
-            preprocessing=model.preprocessing.to_json(),
+            preprocessing=preprocessing.to_json(),
             images=images,
             labels=labels,
             labelled_output=labelled,

@@ -6,13 +6,14 @@ in registration order whether it claims the string.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from edgezoo.errors import SourceNotFoundError
-from edgezoo.zoo.base import LoadedModel, ModelData, Preprocessing, TensorSpec
+from edgezoo.zoo.base import LoadedModel, ModelData, Preprocessing, TensorSpec, described_channels
 
 __all__ = ["LoadedModel", "ModelData", "Preprocessing", "TensorSpec", "load", "register_source", "SOURCE_MODULES"]
 
@@ -72,6 +73,9 @@ def load(source: str, options: LoadOptions | None = None) -> LoadedModel:
     options = options or LoadOptions()
     for entry in sources().values():
         if entry.matches(source):
-            return entry.load(source, options)
+            model = entry.load(source, options)
+            # Every source's 1-channel image model is described as grayscale (reports, metadata), not as the default RGB.
+            preprocessing = described_channels(model.preprocessing, model.inputs)
+            return model if preprocessing == model.preprocessing else dataclasses.replace(model, preprocessing=preprocessing)
     kinds = "; ".join(entry.describe for entry in sources().values())
     raise SourceNotFoundError(f"unknown model source '{source}'. Known kinds: {kinds}.")

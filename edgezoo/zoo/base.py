@@ -116,6 +116,20 @@ class LoadedModel:
         }
 
 
+GRAYSCALE = "grayscale"
+
+
+def described_channels(preprocessing: Preprocessing, inputs: tuple[TensorSpec, ...]) -> Preprocessing:
+    """The preprocessing as it reads for these inputs: a model whose image inputs ([N, H, W, C]) all have one channel
+    takes grayscale pixels, whatever the source's default said (Preprocessing() says RGB, which no 1-channel input is;
+    a Keras .h5 carries no colour space at all). Anything else is returned as it is."""
+    channels = {spec.shape[-1] for spec in inputs if len(spec.shape) == 4}
+    if channels != {1} or preprocessing.channel_order == GRAYSCALE:
+        return preprocessing
+    description = "none (one grayscale channel, pixels as they are)" if preprocessing.description == "none" else preprocessing.description
+    return dataclasses.replace(preprocessing, channel_order=GRAYSCALE, description=description)
+
+
 def looks_like_classifier(outputs: tuple[TensorSpec, ...], saved_model_dir: Path | None = None, named_classifier: bool = False) -> bool:
     """One output of shape (batch, classes) that is a classifier's: the source says so (`named_classifier`, e.g. a hub
     handle of a classification module), or the graph ends in a Softmax. An embedding or a multi-label head has the

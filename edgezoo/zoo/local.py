@@ -1,4 +1,4 @@
-"""Local model files: a SavedModel folder (TF2 or tf-keras), a tf-keras `.h5`, or a Keras 3 `.keras` archive.
+"""Local model files: a SavedModel folder (TF2 or tf-keras), a tf-keras HDF5 file (`.h5` or `.hdf5`), or a Keras 3 `.keras` archive.
 
 Files that are not SavedModels are exported to one in a scratch folder, the canonical form every
 converter reads. Every file is checked by zoo/safety.py before Keras or TensorFlow reads it.
@@ -19,13 +19,15 @@ from edgezoo.zoo import LoadOptions, model_card, register_source
 from edgezoo.zoo.base import LoadedModel, looks_like_classifier, read_signature, sha256_of_path
 from edgezoo.zoo.safety import check_keras_config, check_saved_model, check_zip_member_size
 
-MODEL_SUFFIXES = (".h5", ".keras")
+# HDF5 is one format under two names: Keras 2 wrote `.hdf5` as readily as `.h5` (ModelCheckpoint examples, old model zoos).
+HDF5_SUFFIXES = (".h5", ".hdf5")
+MODEL_SUFFIXES = (*HDF5_SUFFIXES, ".keras")
 ARTIFACT_SUFFIXES = (".tflite", ".onnx")
 # What each kind of file is, in words, for messages.
 KIND_NAMES = {
     "saved_model": "a TensorFlow SavedModel folder",
     "keras": "a Keras 3 .keras archive",
-    "h5": "a tf-keras .h5 model",
+    "h5": "a tf-keras HDF5 model (.h5, .hdf5)",
     "tflite": "a TFLite model",
     "onnx": "an ONNX model",
     "tfjs": "a TF.js model (model.json)",
@@ -50,9 +52,12 @@ def artifact_kind(path: Path | str) -> str | None:
         head = handle.read(8)
     if head[4:8] == b"TFL3":
         return "tflite"
-    if path.suffix == ".json":
+    suffix = path.suffix.lower()  # MODEL.H5 from a Windows share is the same file
+    if suffix == ".json":
         return "tfjs" if _is_tfjs_json(path) else None
-    return {".h5": "h5", ".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix)
+    if suffix in HDF5_SUFFIXES:
+        return "h5"
+    return {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}.get(suffix)
 
 
 def _is_tfjs_json(path: Path) -> bool:
@@ -67,7 +72,7 @@ def _matches(source: str) -> bool:
     return (
         "/" in source
         or source.startswith(".")
-        or source.endswith(MODEL_SUFFIXES + ARTIFACT_SUFFIXES + (".json",))
+        or source.lower().endswith(MODEL_SUFFIXES + ARTIFACT_SUFFIXES + (".json",))
         or _exists(source)
     )
 
@@ -79,7 +84,7 @@ def _exists(source: str) -> bool:
         return False
 
 
-@register_source("local", _matches, describe="local paths (SavedModel folder, .keras, .h5)")
+@register_source("local", _matches, describe="local paths (SavedModel folder, .keras, .h5 or .hdf5)")
 def load_local(source: str, options: LoadOptions) -> LoadedModel:
     path = user_path(source)
     if not path.exists():
@@ -88,7 +93,7 @@ def load_local(source: str, options: LoadOptions) -> LoadedModel:
     if kind in ARTIFACT_KINDS:
         raise UsageError(
             f"'{source}' is {KIND_NAMES[kind]}: a converted artifact, not a model edgezoo can convert. Give the original "
-            "model (SavedModel folder, .keras or .h5); to check an existing artifact against its original, use "
+            "model (SavedModel folder, .keras, .h5 or .hdf5); to check an existing artifact against its original, use "
             "`edgezoo validate`."
         )
     if kind == "saved_model":
@@ -102,7 +107,7 @@ def load_local(source: str, options: LoadOptions) -> LoadedModel:
         raise CorruptModelError(f"'{source}' is a folder but not a SavedModel (no saved_model.pb in it).")
     else:
         raise SourceNotFoundError(
-            f"'{source}' is not a model edgezoo can load: expected a SavedModel folder, a .keras or a .h5 file."
+            f"'{source}' is not a model edgezoo can load: expected a SavedModel folder, a .keras file or a Keras HDF5 file (.h5, .hdf5)."
         )
     inputs, outputs = read_signature(saved_model)
     return model_card.apply(LoadedModel(  # a model edgezoo made (finetune) names its labels and preprocessing
@@ -137,13 +142,13 @@ def _export_h5(path: Path, options: LoadOptions) -> Path:
             raise ValueError("no model_config attribute (a weights-only file?)")
         config = json.loads(raw)
     except (OSError, ValueError, RecursionError) as exc:
-        raise CorruptModelError(f"cannot read the Keras .h5 file {path}: {exc}. Check that it is a complete model saved with model.save().") from exc
+        raise CorruptModelError(f"cannot read the Keras HDF5 file {path}: {exc}. Check that it is a complete model saved with model.save().") from exc
     check_keras_config(config, path, options.trust_model)
     try:
         with _tf.quiet_native_output():
             model = keras.models.load_model(path, compile=False, safe_mode=not options.trust_model)
     except Exception as exc:
-        raise CorruptModelError(f"cannot load the Keras .h5 file {path}: {type(exc).__name__}: {exc}") from exc
+        raise CorruptModelError(f"cannot load the Keras HDF5 file {path}: {type(exc).__name__}: {exc}") from exc
     return save_keras2(model)
 
 
