@@ -86,6 +86,25 @@ def save_serving(tf, export, folder: Path) -> None:
     tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve.get_concrete_function(**specs)})
 
 
+HDF5_FILE = "model.hdf5"
+LEGACY_KERAS_VERSION = "2.0.8"
+
+
+def save_legacy_hdf5(net, path: Path) -> None:
+    """tf-keras' legacy HDF5 file with its attributes as Keras 2.0 wrote them: a Sequential's config a bare list of
+    layers (tf-keras reads both forms), keras_version 2.0.8 (no weight conversion applies to a 2.x TensorFlow file)."""
+    import h5py
+
+    net.save(path, include_optimizer=False)  # HDF5 by the suffix, model_config in the file's attributes
+    with h5py.File(path, "r+") as handle:
+        config = json.loads(handle.attrs["model_config"])
+        if config["class_name"] == "Sequential":
+            config["config"] = config["config"]["layers"]
+        handle.attrs["model_config"] = json.dumps(config)
+        handle.attrs["keras_version"] = LEGACY_KERAS_VERSION
+        handle["model_weights"].attrs["keras_version"] = LEGACY_KERAS_VERSION
+
+
 def baseline(score: str, target: np.ndarray) -> float:
     """What a trivial predictor reaches: the majority class, the mean box or value, an all-positive mask, chance."""
     if score == "accuracy":
@@ -119,12 +138,17 @@ def build(spec, out: Path) -> dict:
     folder = out / spec.name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    save_serving(tf, export, folder / "saved_model")
+    if export.keras_file is not None:  # shipped as a user's file: the local source exports it, as for any .hdf5
+        model_path = folder / HDF5_FILE
+        save_legacy_hdf5(export.keras_file, model_path)
+    else:
+        model_path = folder / "saved_model"
+        save_serving(tf, export, model_path)
     inputs, targets = export.task(np.random.default_rng([seed, 1]), spec.samples)
     write_npz(folder / "data.npz", inputs)
     write_npz(folder / "targets.npz", targets)
 
-    model = edgezoo.load(str(folder / "saved_model"))
+    model = edgezoo.load(str(model_path))
     assert [s.name for s in model.inputs] == sorted(export.inputs), model.inputs
     assert {s.name for s in model.outputs} == set(spec.kinds), model.outputs
     outputs = run_reference(model, inputs)
@@ -140,7 +164,8 @@ def build(spec, out: Path) -> dict:
         "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in model.inputs],
         "outputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "kind": spec.kinds[s.name]} for s in model.outputs],
         "parameters": int(sum(np.prod(v.shape) for v in export.variables)),
-        "saved_model_bytes": folder_bytes(folder / "saved_model"),
+        **({"saved_model_bytes": folder_bytes(model_path)} if model_path.is_dir() else
+           {"model_file": model_path.name, "model_bytes": model_path.stat().st_size}),
         "data": {"file": "data.npz", "targets": "targets.npz", "samples": spec.samples, "bytes": (folder / "data.npz").stat().st_size,
                  "drawn": "from the training distribution with another seed: none of these inputs was trained on"},
         "output_ranges": {name: {"min": round(float(v.min()), 5), "max": round(float(v.max()), 5), "std_over_samples": round(float(v.std(axis=0).mean()), 6)}
@@ -165,9 +190,15 @@ def tree_digest(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _model_size(meta: dict) -> str:
+    if "model_file" in meta:
+        return f"{meta['model_file']}, {meta['model_bytes'] / 1024:.0f} KiB"
+    return f"saved model, {meta['saved_model_bytes'] / 1024:.0f} KiB"
+
+
 def models_table() -> str:
     """The table of docs/corpus.md's "The models" section, from every model.json."""
-    rows = ["| model | what it is | covers | task | parameters | saved model | data | trained to (on data.npz) |",
+    rows = ["| model | what it is | covers | task | parameters | model | data | trained to (on data.npz) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for folder in sorted(p.parent for p in CORPUS_DIR.glob("*/model.json")):
         meta = json.loads((folder / "model.json").read_text())
@@ -175,7 +206,7 @@ def models_table() -> str:
         shapes = ", ".join(f"{o['name']} [" + ", ".join("N" if i == 0 else "?" if d is None else str(d) for i, d in enumerate(o["shape"])) + "]"
                            for o in meta["outputs"])
         rows.append(f"| {meta['name']} | {meta['description']} Outputs: {shapes}. | {meta['covers']} | {meta['task'] or '-'} | "
-                    f"{meta['parameters']:,} | {meta['saved_model_bytes'] / 1024:.0f} KiB | {meta['data']['samples']} samples, "
+                    f"{meta['parameters']:,} | {_model_size(meta)} | {meta['data']['samples']} samples, "
                     f"{meta['data']['bytes'] / 1024:.0f} KiB | {scores}; {meta['training']['epochs']} epochs on "
                     f"{meta['training']['train_samples']:,} samples |")
     total = sum(p.stat().st_size for p in CORPUS_DIR.rglob("*") if p.is_file())
@@ -201,7 +232,7 @@ def main(argv=None) -> int:
         tf.config.experimental.enable_op_determinism()
         meta = build(corpus_models.MODELS[names[0]], args.out)
         scores = ", ".join(f"{e['output']} {e['score']} {e['value']:.3f} (trivial {e['baseline']:.3f})" for e in meta["evaluation"])
-        print(f"{names[0]}: {meta['parameters']:,} parameters, {meta['saved_model_bytes']:,} B saved model, {meta['data']['bytes']:,} B data; "
+        print(f"{names[0]}: {meta['parameters']:,} parameters, {_model_size(meta)}, {meta['data']['bytes']:,} B data; "
               f"{scores}; digest {tree_digest(args.out / names[0])}", flush=True)
     if args.out.resolve() == CORPUS_DIR.resolve():
         CORPUS_DOC.write_text(rewrite_section(CORPUS_DOC.read_text(), "models", models_table()))

@@ -5,6 +5,7 @@
     .venv/bin/python scripts/corpus_matrix.py --section before   # writes the table into the "before" section instead
     .venv/bin/python scripts/corpus_matrix.py --measure          # every quantisation on every runtime: docs/corpus-measurements.json
     .venv/bin/python scripts/corpus_matrix.py --models gesture-lstm --targets onnx phone   # a part (printed, nothing written)
+    .venv/bin/python scripts/corpus_matrix.py --models pulse-gates --write-expected   # some models' cells replaced, the rest kept
 
 The matrix converts through the public API (`edgezoo.convert`), one target at a time, calibrated on the model's
 data.npz with about 40 inputs held out; each cell records its verdict (pass, parity-fail, refused: exit 3,
@@ -137,8 +138,23 @@ def cell_of(row: dict) -> corpus.Cell:
 # --- the matrix ----------------------------------------------------------------------------------------------
 
 
-def matrix_jobs(models: list[str], targets: list[str]) -> list[dict]:
-    return [{"key": f"{name} x {target}", "model": name, "target": target} for name in models for target in targets]
+def matrix_jobs(models: list[str], targets: list[str] | None) -> list[dict]:
+    """Each model for the targets given, else for its own columns (corpus.columns: the built-in targets, and phone-auto for some)."""
+    return [{"key": f"{name} x {target}", "model": name, "target": target} for name in models for target in (targets or corpus.columns(name))]
+
+
+def matrix_columns(cells: list[corpus.Cell]) -> list[str]:
+    """The columns of these cells: the built-in targets first, then the extra columns, then anything else in order seen."""
+    seen = list(dict.fromkeys(c.target for c in cells))
+    known = [t for t in (*corpus.BUILTIN_TARGETS, *corpus.EXTRA_COLUMNS) if t in seen]
+    return known + [t for t in seen if t not in known]
+
+
+def merge_cells(kept: list[corpus.Cell], new: list[corpus.Cell]) -> list[corpus.Cell]:
+    """The recorded cells with the models of `new` replaced by theirs, sorted by model (and each model's columns in order)."""
+    models = {c.model for c in new}
+    cells = [c for c in kept if c.model not in models] + new
+    return sorted(cells, key=lambda c: c.model)
 
 
 def _size(size: int | None) -> str:
@@ -153,7 +169,10 @@ def matrix_table(cells: list[corpus.Cell], targets: list[str]) -> str:
     for model in models:
         row = []
         for target in targets:
-            cell = by_cell[(model, target)]
+            cell = by_cell.get((model, target))
+            if cell is None:  # a column this model is not converted for
+                row.append("-")
+                continue
             parts = [cell.verdict if cell.verdict == "pass" else f"**{cell.verdict}** ({cell.exit_code})"]
             if cell.worst_snr_db is not None:
                 parts.append(f"{cell.worst_snr_db:.1f} dB")
@@ -335,15 +354,20 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", help="corpus models (default: all); with a part, nothing is written")
     parser.add_argument("--targets", nargs="+", help=f"targets (default: {' '.join(corpus.BUILTIN_TARGETS)})")
     parser.add_argument("--measure", action="store_true", help="every quantisation x runtime, verdicts ignored")
-    parser.add_argument("--write-expected", action="store_true", help="rewrite the expected-verdict table from this run")
+    parser.add_argument("--write-expected", action="store_true",
+                        help="rewrite the expected-verdict table from this run; with --models (and no --targets), those models' "
+                             "cells replace theirs in docs/corpus-matrix.json and both tables, the other models' are kept")
     parser.add_argument("--section", default="matrix", choices=("matrix", "before"), help="the docs/corpus.md section for the table")
     parser.add_argument("--tables-only", action="store_true", help="with --measure: the tables again from docs/corpus-measurements.json")
     parser.add_argument("--child", nargs=2, type=Path, metavar=("JOBS", "ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return run_child(*args.child)
-    models, targets = args.models or corpus.names(), args.targets or list(corpus.BUILTIN_TARGETS)
+    models, targets = args.models or corpus.names(), args.targets
     whole = args.models is None and args.targets is None
+    partial = args.write_expected and args.models is not None and args.targets is None and not args.measure
+    if args.write_expected and not (whole or partial):
+        parser.error("--write-expected takes every target of the models it runs: leave out --targets")
     from edgezoo import _tf
 
     _tf.configure_environment()
@@ -361,12 +385,20 @@ def main(argv=None) -> int:
                 update_doc(**{f"{args.section}_measure": table})
             return 0
         cells = [cell_of(row) for row in run_cells(matrix_jobs(models, targets), Path(scratch))]
-    table = matrix_table(cells, targets)
-    print("\n" + table)
-    if whole:
-        path = MATRIX_JSON if args.section == "matrix" else MATRIX_JSON.with_name("corpus-matrix-before.json")
-        write_json(path, {**provenance(), "targets": targets, "cells": [c.to_json() for c in cells]})
-        update_doc(**{args.section: table}, **({"expected": corpus.expected_table(cells)} if args.write_expected else {}))
+    print("\n" + matrix_table(cells, matrix_columns(cells)))
+    path = MATRIX_JSON if args.section == "matrix" else MATRIX_JSON.with_name("corpus-matrix-before.json")
+    if partial:  # the other models' cells as last recorded, and a note of which models this run replaced
+        recorded = json.loads(path.read_text())
+        updates = [*recorded.get("partial_updates", []), {"models": sorted(set(models)), **provenance()}]
+        cells = merge_cells([cell_of(c) for c in recorded["cells"]], cells)
+        recorded = {**recorded, "partial_updates": updates}
+    elif whole:
+        recorded = provenance()
+    else:
+        return 0
+    columns = matrix_columns(cells)
+    write_json(path, {**recorded, "targets": columns, "cells": [c.to_json() for c in cells]})
+    update_doc(**{args.section: matrix_table(cells, columns)}, **({"expected": corpus.expected_table(cells)} if args.write_expected else {}))
     return 0
 
 

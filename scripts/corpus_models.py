@@ -31,6 +31,9 @@ class Export:
     task: Callable  # (rng, count) -> (inputs, targets): the distribution data.npz is drawn from
     scores: tuple[Score, ...]
     training: dict = field(default_factory=dict)
+    # A tf-keras model to ship as a legacy HDF5 file (model.hdf5, loaded through edgezoo's local source as a user gives
+    # it) instead of the serving SavedModel; `serve` must then be what that model computes.
+    keras_file: object = None
 
 
 @dataclass(frozen=True)
@@ -381,3 +384,6 @@ def box_regressor(ctx):
     serve = lambda image: dict(zip(("boxes", "class_scores"), net(image)))  # noqa: E731
     return Export({"image": (None, 20, 20, 1)}, serve, net.variables, tasks.boxed_objects,
                   (Score("boxes", "boxes", "mean_iou"), Score("class_scores", "label", "accuracy")), training)
+
+
+import corpus_models_reported  # noqa: E402,F401 - registers the models shaped like the ones users reported broken

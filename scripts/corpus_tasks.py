@@ -270,3 +270,83 @@ def boxed_objects(rng, count: int, size: int = 20):
         images[i][inside] = rng.uniform(0.5, 1.0)
         boxes[i] = (y0 / size, x0 / size, (y0 + h) / size, (x0 + w) / size)
     return {"image": pixels(images)[..., None]}, {"boxes": boxes.astype(np.float32), "label": labels.astype(np.uint8)}
+
+
+PULSE_LENGTH = 64
+
+
+def pulses(rng, count: int, length: int = PULSE_LENGTH):
+    """One to three bursts of a fast oscillation in a noisy, drifting signal: {"signal": [N, length]}; the true burst map,
+    how many steps burst, the mean |signal| over those steps and the first burst's start."""
+    t = np.arange(length)
+    signals = np.empty((count, length))
+    active = np.zeros((count, length), bool)
+    for i in range(count):
+        signal = rng.uniform(-0.2, 0.2) + 0.15 * np.sin(2 * np.pi * (rng.uniform(0.3, 1.2) * t / length + rng.uniform()))
+        signal = signal + rng.normal(0.0, 0.03, length)
+        for _ in range(rng.integers(1, 4)):
+            start, steps = rng.integers(0, length - 4), rng.integers(4, 13)
+            burst = (t >= start) & (t < start + steps)
+            signal = signal + burst * rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * t / rng.uniform(3.0, 5.0) + rng.uniform(0, 2 * np.pi))
+            active |= burst[None, :] & (np.arange(count) == i)[:, None]
+        signals[i] = signal
+    signals = np.round(signals * 1024.0) / 1024.0  # a 10-bit sensor's steps (and a small data.npz)
+    steps = active.sum(axis=1, keepdims=True)
+    level = np.where(active, np.abs(signals), 0.0).sum(axis=1, keepdims=True) / np.maximum(steps, 1)
+    return (
+        {"signal": signals.astype(np.float32)},
+        {"pulse_map": active.astype(np.uint8), "pulse_steps": steps.astype(np.float32), "pulse_level": level.astype(np.float32),
+         "first_onset": np.argmax(active, axis=1)[:, None].astype(np.float32)},
+    )
+
+
+STRIPE_KINDS = ("horizontal", "vertical", "diagonal", "checks")
+
+
+def stripes(rng, count: int, height: int = 23, width: int = 31):
+    """Two-colour stripes and checks of any size, little noise: {"image": [N, height, width, 3]}, {"label": [N]}."""
+    y, x = _grid(height, width)
+    labels = rng.integers(0, len(STRIPE_KINDS), count)
+    images = np.empty((count, height, width, 3))
+    for i, label in enumerate(labels):
+        period = rng.uniform(3.0, 7.0)
+        yy, xx = (y + rng.uniform(0, period)) / period, (x + rng.uniform(0, period)) / period
+        pattern = {
+            0: np.sin(2 * np.pi * yy),
+            1: np.sin(2 * np.pi * xx),
+            2: np.sin(2 * np.pi * (xx + yy * rng.choice((-1, 1))) / np.sqrt(2)),
+            3: np.sin(np.pi * xx) * np.sin(np.pi * yy),
+        }[label] > 0
+        first, second = rng.uniform(0.0, 1.0, (2, 3))
+        images[i] = np.where(pattern[..., None], first, second)
+    images += rng.normal(0.0, 0.003, images.shape)  # about one 8-bit step: more would only grow data.npz
+    return {"image": pixels(images)}, {"label": labels.astype(np.uint8)}
+
+
+EXPRESSIONS = ("neutral", "happy", "sad", "surprised")
+
+
+def faces(rng, count: int, size: int = 24):
+    """Grayscale cartoon faces of four expressions (a straight, smiling, frowning or open mouth), at any brightness
+    and a jittered place and size: {"face": [N, size, size, 1]}, {"label": [N]}."""
+    y, x = _grid(size, size)
+    labels = rng.integers(0, len(EXPRESSIONS), count)
+    images = rng.uniform(0.0, 0.25, (count, 1, 1)) + rng.normal(0.0, 0.03, (count, size, size))
+    for i, label in enumerate(labels):
+        cy, cx = size / 2 + rng.uniform(-1.5, 1.5, 2)
+        ry, rx = rng.uniform(8.0, 10.5), rng.uniform(7.0, 9.5)
+        skin, dark = rng.uniform(0.55, 0.95), rng.uniform(0.0, 0.25)
+        face = ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0
+        images[i][face] = skin
+        for side in (-1, 1):  # eyes
+            images[i][(y - (cy - 0.3 * ry)) ** 2 + (x - (cx + side * 0.4 * rx)) ** 2 <= 1.3] = dark
+        my, half = cy + 0.45 * ry, rng.uniform(0.35, 0.5) * rx
+        along = np.abs(x - cx) <= half
+        bend = 2.2 * (1 - ((x - cx) / half) ** 2)  # rows grow downwards: a smile is lowest in the middle
+        curve = {0: 0.0 * x, 1: bend, 2: -bend, 3: 0.0 * x}[label]
+        if label == 3:
+            mouth = (((y - my) / 1.8) ** 2 + ((x - cx) / 1.6) ** 2 <= 1.0) & (((y - my) / 0.8) ** 2 + ((x - cx) / 0.6) ** 2 > 1.0)
+        else:
+            mouth = along & (np.abs(y - (my + curve)) <= 0.7)
+        images[i][mouth] = dark
+    return {"face": pixels(images)[..., None]}, {"label": labels.astype(np.uint8)}

@@ -1,4 +1,5 @@
-"""The corpus matrix (docs/corpus.md): every corpus model converted for every built-in target through `edgezoo.convert`,
+"""The corpus matrix (docs/corpus.md): every corpus model converted for every built-in target through `edgezoo.convert`
+(and the models of corpus.AUTO_MODELS also with --quantize auto and with every int8 diagnostic, corpus.EXTRA_COLUMNS),
 its verdict checked against the expected-verdict table; and the corpus models themselves checked for health.
 
 Regenerate the expected table after an intended change with `scripts/corpus_matrix.py --write-expected`.
@@ -22,7 +23,8 @@ def matrix_out(tmp_path_factory):
 
 
 def test_the_expected_table_has_one_cell_per_model_and_target():
-    assert set(EXPECTED) == {(model, target) for model in corpus.names() for target in corpus.BUILTIN_TARGETS}
+    assert set(EXPECTED) == {(model, column) for model in corpus.names() for column in corpus.columns(model)}
+    assert set(corpus.AUTO_MODELS) <= set(corpus.names())  # the extra columns (phone-auto, phone-int8-explain) run somewhere
 
 
 @pytest.mark.parametrize(("model", "target"), CELLS, ids=[f"{model}-{target}" for model, target in CELLS])
