@@ -352,7 +352,8 @@ def update_doc(**sections: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", help="corpus models (default: all); with a part, nothing is written")
-    parser.add_argument("--targets", nargs="+", help=f"targets (default: {' '.join(corpus.BUILTIN_TARGETS)})")
+    parser.add_argument("--targets", nargs="+", help=f"targets or extra columns ({', '.join(corpus.EXTRA_COLUMNS)}); default: each "
+                        f"model's columns, {' '.join(corpus.BUILTIN_TARGETS)} and, for {', '.join(corpus.AUTO_MODELS)}, the extra ones")
     parser.add_argument("--measure", action="store_true", help="every quantisation x runtime, verdicts ignored")
     parser.add_argument("--write-expected", action="store_true",
                         help="rewrite the expected-verdict table from this run; with --models (and no --targets), those models' "
