@@ -49,6 +49,7 @@ class Calibration:
     qsv: dict
     samples: int
     range_moved: dict[str, float]  # tensor -> share of its range gained over the last tenth of the samples
+    shapes: dict = None  # input -> the first sample's shape: where a dynamic input is allocated (_allocated_at)
 
     @property
     def settled(self) -> bool | None:
@@ -124,22 +125,52 @@ def calibrate(float_tflite: bytes, calibration) -> Calibration:
     recipe = recipe_manager.RecipeManager()
     recipe.add_static_config(".*", "*", activation_num_bits=8, weight_num_bits=8)
     with _quiet():
-        calib = calibrator.Calibrator(memoryview(float_tflite), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
+        calib = calibrator.Calibrator(memoryview(_allocated_at(float_tflite, samples)), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
         head = len(samples) - len(samples) // 10
         calib.calibrate({SIGNATURE: samples[:head]}, recipe)
         before = copy.deepcopy(calib.get_model_qsvs())
         if head < len(samples):
             calib.calibrate({SIGNATURE: samples[head:]}, recipe)
         qsv = calib.get_model_qsvs()
+    return Calibration(qsv, len(samples), range_moved(before, qsv) if len(samples) >= 10 else {},
+                       {name: array.shape for name, array in samples[0].items()} if samples else None)
+
+
+def _allocated_at(float_tflite: bytes, samples: list[dict]) -> bytes:
+    """The model with its dynamic inputs' default shape set to the first sample's: ai-edge-quantizer's calibrator allocates
+    at the default ([1, 1, 1, 3]), which a valid convolution after pooling cannot run ("XNNPack delegate failed to
+    reshape"). Only the allocation shape changes; the shape signature stays dynamic and tensor names stay the same."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    details = Interpreter(model_content=float_tflite).get_signature_runner().get_input_details()
+    if not samples or all(-1 not in list(d["shape_signature"]) for d in details.values()):
+        return float_tflite
+    model = flatbuffer_utils.read_model_from_bytearray(float_tflite)
+    tensors = model.subgraphs[0].tensors
+    for name, detail in details.items():
+        if name in samples[0]:
+            tensors[detail["index"]].shape = np.array(np.shape(samples[0][name]) if not isinstance(samples[0][name], tuple)
+                                                      else samples[0][name], np.int32)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def range_moved(before: dict, after: dict) -> dict[str, float]:
+    """Each activation's share of its range gained between two calibrations (a diagnostic). Only real-valued ranges:
+    a comparison's bool or an index's int32/int64 tensor has a min/max too, but it is never quantised, and numpy
+    cannot subtract booleans."""
     moved = {}
-    if len(samples) >= 10:
-        for name, after in qsv.items():
-            if name not in before or "min" not in after:
-                continue
-            span = float(np.max(after["max"]) - np.min(after["min"]))
-            grown = float(np.max(after["max"]) - np.max(before[name]["max"]) + np.min(before[name]["min"]) - np.min(after["min"]))
-            moved[name] = grown / span if span > 0 else 0.0
-    return Calibration(qsv, len(samples), moved)
+    for name, late in after.items():
+        early = before.get(name)
+        if early is None or "min" not in late or "min" not in early:
+            continue
+        arrays = [np.asarray(v) for v in (late["min"], late["max"], early["min"], early["max"])]
+        if not all(np.issubdtype(a.dtype, np.number) for a in arrays):
+            continue
+        low, high, low0, high0 = (float(np.min(a)) if i % 2 == 0 else float(np.max(a)) for i, a in enumerate(arrays))
+        span = high - low
+        moved[name] = (high - high0 + low0 - low) / span if span > 0 else 0.0
+    return moved
 
 
 def _static(activation_bits: int):
@@ -166,7 +197,7 @@ def quantize(float_tflite: bytes, calibration: Calibration, *, float_ops=(), onl
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
     sites = op_sites(float_tflite)
-    q = quantizer.Quantizer(float_tflite)
+    q = quantizer.Quantizer(_allocated_at(float_tflite, [calibration.shapes] if calibration.shapes else []))
     # An op's entry names its op type, never "*": the model-output pseudo-op has the same scope as the op writing the
     # output, and a "*" entry added after the I/O entries below would override them for it.
     named = [site for site in sites if site.op in _known_ops()]

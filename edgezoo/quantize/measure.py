@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from edgezoo.converter import tflite_selective
-from edgezoo.converter.tflite import dequantize_output, quantize_input
+from edgezoo.converter.tflite import dequantize_output, quantize_input, set_inputs
 from edgezoo.errors import ConversionError
 from edgezoo.converter.tflite_precision import INT8, INT16, layer_name, op_precisions
 
@@ -63,9 +63,17 @@ class _Model:
         with warnings.catch_warnings():  # "intended for debugging": it is what reading intermediate tensors takes
             warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
             self.interpreter = Interpreter(model_content=flatbuffer, experimental_preserve_all_tensors=keep_tensors or bool(selections))
-        self.interpreter.allocate_tensors()  # before reset_all_variables, which needs allocated state tensors
         self.runner = self.interpreter.get_signature_runner()
         self.inputs = self.runner.get_input_details()
+        # Allocated at the default shape only when every input is static: a dynamic input's default ([1, 1, 1, 3]) may
+        # not run at all (a valid 3x3 convolution after pooling: "XNNPack delegate failed to reshape"); it is resized to
+        # each sample first, by the function the parity runners' plain interpreters use.
+        self.dynamic = any(-1 in list(d["shape_signature"]) for d in self.inputs.values())
+        self.shapes = None  # the input shapes allocated for, when dynamic
+        if not self.dynamic:
+            self.interpreter.allocate_tensors()  # before reset_all_variables, which needs allocated state tensors
+        self.order = [next(name for name, d in self.inputs.items() if d["index"] == detail["index"])
+                      for detail in self.interpreter.get_input_details()]
         self.outputs = self.runner.get_output_details()
         self.details = {d["index"]: d for d in self.interpreter.get_tensor_details()}
         selected = {i for op in selections for i in op["outputs"]}
@@ -76,9 +84,16 @@ class _Model:
         self.read = {name: index for op in selections for name, index in zip(SELECTION_OPS[op["op_name"]], op["inputs"])}
 
     def __call__(self, sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.interpreter.reset_all_variables()  # each sample on its own: an LSTM's state variables would carry over
         feed = {name: quantize_input(sample[name], d) if np.issubdtype(d["dtype"], np.integer) and sample[name].dtype != d["dtype"]
                 else sample[name] for name, d in self.inputs.items()}
+        if self.dynamic and self.shapes != {name: array.shape for name, array in feed.items()}:
+            self.runner = None  # a live signature runner forbids the plain interpreter's allocate_tensors
+            if all(tuple(self.inputs[name]["shape"]) == feed[name].shape for name in self.order):
+                self.interpreter.allocate_tensors()  # the sample has the default shape: nothing to resize, still allocated
+            set_inputs(self.interpreter, [feed[name] for name in self.order])
+            self.runner = self.interpreter.get_signature_runner()
+            self.shapes = {name: array.shape for name, array in feed.items()}
+        self.interpreter.reset_all_variables()  # each sample on its own: an LSTM's state variables would carry over
         out = self.runner(**feed)
         found = {name: (dequantize_output(value, self.outputs[name]) if np.issubdtype(self.outputs[name]["dtype"], np.integer)
                         else value).astype(np.float64) for name, value in out.items() if name not in self.hidden}
