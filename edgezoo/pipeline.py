@@ -283,13 +283,17 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
 
 def write_evidence(staging: Path, *, model, profile, artifact, parity, data, golden, extra: dict) -> dict:
     """What travels with every checked artifact: device_check/, report.json and report.html. Returns the report."""
+    from edgezoo.reports import diagnostics as diag
+
+    checks = diag.Diagnostics()  # what explains the artifact, not the artifact: its failure is reported, the verdict stands
     device_check = write_device_check(staging / "device_check", artifact, golden, profile.runtime)
-    report = target_report(model=model, profile=profile, artifact=artifact, parity=parity, calibration=data,
-                           output_dir=staging, device_check=device_check, footprint=footprint(model, artifact))
+    report = target_report(model=model, profile=profile, artifact=artifact, parity=parity, calibration=data, output_dir=staging,
+                           device_check=device_check, footprint=checks.run(diag.FOOTPRINT, lambda: footprint(model, artifact)))
     report.update(extra)
     report["metadata"] = read_metadata(artifact.format, artifact.path)  # read back from the file that was checked
+    checks.run(diag.HTML, lambda: write_target_html(staging, report))
+    diag.report_section(report, checks)
     write_json(staging / "report.json", report)
-    write_target_html(staging, report)
     return report
 
 

@@ -61,7 +61,7 @@ class Calibration:
 RANGE_SETTLED_SHARE = 0.05  # as calibration/dataset.py's SETTLED_SHARE for the inputs
 
 
-def _known_ops() -> frozenset[str]:
+def known_ops() -> frozenset[str]:
     """The op types a recipe can name (ai-edge-quantizer quantises no other)."""
     from ai_edge_quantizer import qtyping
 
@@ -116,8 +116,9 @@ def _samples(calibration, limit: int | None = None) -> list[dict]:
     return [{name: array[i : i + 1] for name, array in calibration.calibration.items()} for i in range(count)]
 
 
-def calibrate(float_tflite: bytes, calibration) -> Calibration:
-    """Min/max of every activation over the whole calibration split, as TFLite's converter takes them."""
+def calibrate(float_tflite: bytes, calibration, diagnostics=None) -> Calibration:
+    """Min/max of every activation over the whole calibration split, as TFLite's converter takes them. How much the
+    ranges still moved is a diagnostic (`diagnostics`: reports/diagnostics.Diagnostics); the ranges themselves are not."""
     from ai_edge_quantizer import calibrator, recipe_manager
     from ai_edge_quantizer.utils import qsv_utils
 
@@ -132,7 +133,11 @@ def calibrate(float_tflite: bytes, calibration) -> Calibration:
         if head < len(samples):
             calib.calibrate({SIGNATURE: samples[head:]}, recipe)
         qsv = calib.get_model_qsvs()
-    return Calibration(qsv, len(samples), range_moved(before, qsv) if len(samples) >= 10 else {},
+    from edgezoo.reports.diagnostics import DRIFT
+
+    drift = lambda: range_moved(before, qsv) if len(samples) >= 10 else {}  # noqa: E731
+    moved = diagnostics.run(DRIFT, drift, {}) if diagnostics is not None else drift()
+    return Calibration(qsv, len(samples), moved,
                        {name: array.shape for name, array in samples[0].items()} if samples else None)
 
 
@@ -200,7 +205,7 @@ def quantize(float_tflite: bytes, calibration: Calibration, *, float_ops=(), onl
     q = quantizer.Quantizer(_allocated_at(float_tflite, [calibration.shapes] if calibration.shapes else []))
     # An op's entry names its op type, never "*": the model-output pseudo-op has the same scope as the op writing the
     # output, and a "*" entry added after the I/O entries below would override them for it.
-    named = [site for site in sites if site.op in _known_ops()]
+    named = [site for site in sites if site.op in known_ops()]
     if only_ops is None:
         q.update_quantization_recipe(".*", "*", _static(activation_bits))
     else:

@@ -24,6 +24,7 @@ from edgezoo.converter.base import Artifact, ConversionRequest, Quantization
 from edgezoo.errors import ConversionError, TargetConstraintError, UsageError
 from edgezoo.quantize import measure, search
 from edgezoo.quantize.advice import advise
+from edgezoo.reports import diagnostics as diag
 
 INTEGER = (Quantization.INT8, Quantization.INT16X8)
 
@@ -68,6 +69,9 @@ class Study:
     def __init__(self, target: Target):
         self.target = target
         self.seconds: dict[str, float] = {}
+        # Every measurement below is a diagnostic (edgezoo/reports/diagnostics.py): one that cannot run is reported, and
+        # the artifact and its verdict stand. The calibration ranges are not: the float fallback's mixes are built on them.
+        self.diagnostics = diag.Diagnostics(warn=lambda text: target.feedback.warn(f"{target.profile.name}: {text}"))
 
     def _timed(self, key: str, fn):
         start = time.perf_counter()
@@ -90,7 +94,7 @@ class Study:
     @cached_property
     def calibration(self) -> tflite_selective.Calibration:
         with self.target.step(f"calibrating activation ranges on {self.target.data.num_calibration} samples (ai-edge-quantizer)"):
-            return self._timed("calibration", lambda: tflite_selective.calibrate(self.float_tflite, self.target.data))
+            return self._timed("calibration", lambda: tflite_selective.calibrate(self.float_tflite, self.target.data, self.diagnostics))
 
     @cached_property
     def samples(self) -> list[dict]:
@@ -102,7 +106,9 @@ class Study:
 
     @cached_property
     def weights_nsr(self) -> dict[str, float]:
-        return self._timed("weights", lambda: measure.output_nsr(tflite_selective.weight_only(self.float_tflite), self.samples, self.reference))
+        """{} when it cannot be measured: the trace then has no weights figure (null in the report)."""
+        return self._timed("weights", lambda: self.diagnostics.run(diag.WEIGHTS, lambda: measure.output_nsr(
+            tflite_selective.weight_only(self.float_tflite), self.samples, self.reference), {}))
 
     def effects(self, bits: int) -> tuple[measure.LayerEffect, ...]:
         key = f"effects{bits}"
@@ -110,21 +116,26 @@ class Study:
             def run():
                 full = tflite_selective.quantize(self.float_tflite, self.calibration, activation_bits=bits)
                 found = measure.layer_effects(self.float_tflite, full, self.samples)
-                return measure.with_solo_effects(found, self.float_tflite, self.calibration, self.samples, self.reference)
+                return self.diagnostics.run(diag.SOLO, lambda: measure.with_solo_effects(
+                    found, self.float_tflite, self.calibration, self.samples, self.reference), found)
 
             self.calibration, self.reference  # made (and timed) first
             with self.target.step(f"measuring each layer's int{bits} error on {len(self.samples)} held-out inputs"):
-                self.__dict__[key] = self._timed("layers", run)
+                self.__dict__[key] = self._timed("layers", lambda: self.diagnostics.run(diag.LAYERS, run, ()))
         return self.__dict__[key]
 
-    def trace(self, artifact: Artifact, bits: int, with_layers: bool, settling: bool) -> measure.Trace:
-        """`settling`: also whether the activation ranges had settled (a calibration of its own, for advice)."""
-        calibration = self.calibration if settling or with_layers else None
-        weights, reference = self.weights_nsr, self.reference  # made (and timed) first
-        with self.target.step("tracing the quantisation error to its source (inputs/outputs, weights, activations)"):
-            found = self._timed("trace", lambda: measure.trace(artifact.path.read_bytes(), self.float_tflite, self.samples, reference,
-                                                               weights_nsr=weights, calibration=calibration))
-        return dataclasses.replace(found, layers=self.effects(bits)) if with_layers else found
+    def trace(self, artifact: Artifact, bits: int, with_layers: bool, settling: bool) -> measure.Trace | None:
+        """`settling`: also whether the activation ranges had settled (a calibration of its own, for advice). None when the
+        trace could not be measured (self.diagnostics says why)."""
+        def run():
+            calibration = self.calibration if settling or with_layers else None
+            weights, reference = self.weights_nsr, self.reference  # made (and timed) first
+            with self.target.step("tracing the quantisation error to its source (inputs/outputs, weights, activations)"):
+                return self._timed("trace", lambda: measure.trace(artifact.path.read_bytes(), self.float_tflite, self.samples, reference,
+                                                                  weights_nsr=weights, calibration=calibration))
+
+        found = self.diagnostics.run(diag.TRACE, run)
+        return dataclasses.replace(found, layers=self.effects(bits)) if with_layers and found is not None else found
 
     def mixed(self, request: ConversionRequest, float_ops, folder: Path, bits: int = 8) -> Artifact:
         artifact = tflite_selective.mixed_artifact(self.target.model, request, self.float_tflite, self.calibration, float_ops, folder, bits)
@@ -195,18 +206,29 @@ def convert_checked(target: Target, quantization: Quantization, workdir: Path, o
     elif not options.auto_fallback or not fallback:
         outcome, message = "disabled", f"int8 parity missed the tolerance ({parity.summary()}); automatic float fallback is off."
     else:
-        artifact, parity, outcome, message = _fall_back(target, study, request, kept, trace, workdir, section, artifact, parity)
+        # The fallback needs the calibration ranges to build its mixes; when they cannot be measured it could not run, and
+        # the plain int8 artifact stands with its verdict.
+        fell_back = study.diagnostics.run("float fallback", lambda: _fall_back(target, study, request, kept, trace, workdir, section,
+                                                                                 artifact, parity))
+        if fell_back is None:
+            outcome, message = "could not run", (f"int8 parity missed the tolerance ({parity.summary()}); the float fallback could not run "
+                                                 f"({study.diagnostics.failed['float fallback']}). The artifact kept is the plain int8 one.")
+        else:
+            artifact, parity, outcome, message = fell_back
     section.update(outcome=outcome, message=message)
-    advice = advise(trace, quantization=quantization, integer_io=request.integer_io, fallback_allowed=allowed, calibration=target.data,
-                    passed=parity.passed, float_end_failed=outcome == "failed" and bool(section["steps"]))
-    if outcome in ("forbidden by target", "failed", "disabled", "not applicable"):
+    advice = [] if trace is None else study.diagnostics.run(diag.ADVICE, lambda: advise(
+        trace, quantization=quantization, integer_io=request.integer_io, fallback_allowed=allowed, calibration=target.data,
+        passed=parity.passed, float_end_failed=outcome == "failed" and bool(section["steps"])), [])
+    if outcome in ("forbidden by target", "failed", "disabled", "not applicable", "could not run"):
         target.feedback.warn(message + (" " + " ".join(advice) if advice else ""))
     report = {
         "precision": tflite_precision.describe(artifact.path.read_bytes()),
-        "quantization_trace": {**trace.to_json(), "advice": advice, "seconds": dict(study.seconds),
-                               "layers": [layer.to_json() for layer in trace.layers]},
+        "quantization_trace": ({**trace.to_json(), "advice": advice, "seconds": dict(study.seconds),
+                                "layers": [layer.to_json() for layer in trace.layers]} if trace is not None
+                               else {**diag.unavailable(study.diagnostics.failed[diag.TRACE]), "advice": [], "seconds": dict(study.seconds)}),
         "float_fallback": section,
     }
+    diag.report_section(report, study.diagnostics)
     return CheckedConversion(artifact, parity, report)
 
 
@@ -220,6 +242,7 @@ def _fall_back(target: Target, study: Study, request, kept, trace, workdir: Path
     """Keep the ops of worst measured effect in float, the count found by bisection; the smallest passing mix replaces the
     plain int8 artifact in workdir."""
     ranked = [site for site in _ranked_sites(study, trace) if site not in kept]
+    section["ranking_measured"] = bool(_measured_layers(study, trace))
     section["ranking"] = [{"layer": tflite_precision.layer_name(site.output), "op": site.op} for site in ranked]
     made: dict[int, tuple[Artifact, object, Path]] = {}
 
@@ -243,12 +266,13 @@ def _fall_back(target: Target, study: Study, request, kept, trace, workdir: Path
     if best is None:
         section["kept_step"] = None
         end = next((s for s in steps if s.float_count == len(ranked)), steps[-1])
-        shares = trace.shares()
+        shares = trace.shares() if trace is not None else None
         return (artifact, parity, "failed",
                 f"int8 parity misses the tolerance even at the float end (all {len(ranked)} quantisable op(s) in float: "
                 + (f"{end.snr_db:.1f} dB, {end.parity}" if end.snr_db is not None else end.error or "no figures")
-                + f"); the plain int8 error was {shares['io']:.0%} inputs/outputs, {shares['weights']:.0%} weights, "
-                f"{shares['activations']:.0%} activations. The artifact kept is the plain int8 one.")
+                + (f"); the plain int8 error was {shares['io']:.0%} inputs/outputs, {shares['weights']:.0%} weights, "
+                   f"{shares['activations']:.0%} activations." if shares else "); the error trace is unavailable.")
+                + " The artifact kept is the plain int8 one.")
     mix, mix_parity, folder = made[best.float_count]
     for path in mix.files:
         shutil.copy2(path, workdir / path.relative_to(folder))
@@ -261,17 +285,27 @@ def _fall_back(target: Target, study: Study, request, kept, trace, workdir: Path
             + (f", worst SNR {best.snr_db:.1f} dB." if best.snr_db is not None else f" ({best.parity})."))  # a detector's parity has no SNR
 
 
+def _measured_layers(study: Study, trace) -> tuple:
+    return trace.layers if trace is not None and trace.layers else study.effects(8)
+
+
 def _ranked_sites(study: Study, trace) -> list[tflite_selective.OpSite]:
-    """The ops that compute in int8, in the order of their measured effect, worst first."""
+    """The ops that compute in int8, in the order of their measured effect, worst first. When the per-layer effect is
+    unavailable (a diagnostic that failed), the ops ai-edge-quantizer can quantise in reverse graph order, nearest the
+    outputs first: the bisection still finds a passing mix, perhaps with more ops in float (`ranking_measured`: false)."""
     by_output = {site.output: site for site in study.sites}
-    return [by_output[layer.output] for layer in trace.layers if layer.output in by_output]
+    layers = _measured_layers(study, trace)
+    if layers:
+        return [by_output[layer.output] for layer in layers if layer.output in by_output]
+    known = tflite_selective.known_ops()
+    return [site for site in reversed(study.sites) if site.op in known and not site.pinned_float and site.output]
 
 
 def summary_lines(report: dict) -> list[str]:
     """Lines for the CLI from a target report's quantisation sections."""
-    lines = []
+    lines = diag.summary_lines(report)
     trace = report.get("quantization_trace")
-    if trace:
+    if trace and trace.get("status") != "unavailable":
         shares = trace["shares"]
         lines.append(f"  int8 error by source ({trace['worst_output']}): inputs/outputs {shares['io']:.0%}, weights {shares['weights']:.0%}, "
                      f"activations {shares['activations']:.0%}")

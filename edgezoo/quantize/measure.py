@@ -63,15 +63,16 @@ class _Model:
         with warnings.catch_warnings():  # "intended for debugging": it is what reading intermediate tensors takes
             warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
             self.interpreter = Interpreter(model_content=flatbuffer, experimental_preserve_all_tensors=keep_tensors or bool(selections))
-        self.runner = self.interpreter.get_signature_runner()
-        self.inputs = self.runner.get_input_details()
         # Allocated at the default shape only when every input is static: a dynamic input's default ([1, 1, 1, 3]) may
         # not run at all (a valid 3x3 convolution after pooling: "XNNPack delegate failed to reshape"); it is resized to
-        # each sample first, by the function the parity runners' plain interpreters use.
+        # each sample first, by the function the parity runners' plain interpreters use. (Allocation comes before the
+        # signature runner: a live one forbids the plain interpreter's allocate_tensors.)
+        self.inputs = probe.get_signature_runner().get_input_details()
         self.dynamic = any(-1 in list(d["shape_signature"]) for d in self.inputs.values())
         self.shapes = None  # the input shapes allocated for, when dynamic
         if not self.dynamic:
             self.interpreter.allocate_tensors()  # before reset_all_variables, which needs allocated state tensors
+        self.runner = self.interpreter.get_signature_runner()
         self.order = [next(name for name, d in self.inputs.items() if d["index"] == detail["index"])
                       for detail in self.interpreter.get_input_details()]
         self.outputs = self.runner.get_output_details()
@@ -315,7 +316,8 @@ class Trace:
 
     def to_json(self) -> dict:
         per_output = {name: {"total_snr_db": snr_db(self.total[name]), "io_snr_db": snr_db(self.io.get(name, 0.0)),
-                             "weights_snr_db": snr_db(self.weights.get(name, 0.0))} for name in self.total}
+                             "weights_snr_db": snr_db(self.weights[name]) if name in self.weights else None}  # None: not measured
+                      for name in self.total}
         return {
             "samples": self.samples,
             "worst_output": self.worst_output,

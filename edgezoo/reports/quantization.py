@@ -42,7 +42,9 @@ def section(report: dict) -> str:
         shown = ", ".join(layers[:20]) + (f" and {len(layers) - 20} more" if len(layers) > 20 else "")
         parts.append(f"<p class=sub>Read from the artifact: ops computing in {escape(counts)}; {precision.get('conversions', 0)} "
                      f"quantize/dequantize op(s)." + (f" Layers computing in float: {escape(shown)}." if layers else "") + "</p>")
-    if trace:
+    if trace and trace.get("status") == "unavailable":
+        parts.append(f"<div class=warn>Error trace unavailable: {escape(trace['error'])}</div>")
+    elif trace:
         if trace.get("candidate"):
             parts.append(f"<p class=sub>The {escape(trace['candidate'])} candidate, not kept:</p>")
         parts.append(_trace(trace))
