@@ -137,6 +137,18 @@ def test_dynamic_height_and_width_are_resized_as_the_parity_runner_does(dynamic,
     assert trace["calibration_settled"] is not None  # the drift was measured on 20 samples
 
 
+@pytest.mark.parametrize("target, fields", [
+    ("onnx", {"quantize": "int8"}),
+    ("microcontroller", {"input_shapes": (("image", (1, 33, 45, 3)),)}),  # TFLM needs static shapes: fixed first
+])
+def test_dynamic_height_and_width_on_the_onnx_quantiser_and_tflm(dynamic, tmp_path, target, fields):
+    model, data = dynamic
+    row, report = _converted(model, tmp_path, target, calibration=str(data), **fields)
+    assert row.exit_code == 0 and "diagnostics" not in report
+    if target == "microcontroller":
+        _measured_trace(report)
+
+
 def _boom(*args, **kwargs):
     raise RuntimeError("injected failure")
 
@@ -180,3 +192,30 @@ def test_a_failing_diagnostic_leaves_the_artifact_and_its_verdict(gates, gates_b
     if name == diag.TRACE:
         assert report["quantization_trace"]["status"] == "unavailable"
     jsonschema.validate(report, schema_for(TARGET_REPORT_KIND), cls=jsonschema.Draft202012Validator)
+
+
+def test_the_float_fallback_bisects_in_graph_order_when_the_ranking_is_unavailable(gates, tmp_path, monkeypatch):
+    """int8 misses a strict tolerance (total SNR about 25 dB, most of it rounding the inputs and outputs, float I/O keeps
+    it off): the fallback needs a ranking; with the per-layer effect failing it bisects over the ops nearest the outputs
+    first, and says the ranking was not measured."""
+    from tests.test_keep_float import strict_profile
+
+    monkeypatch.setattr("edgezoo.quantize.measure.layer_effects", _boom)
+    result = edgezoo.convert(gates, targets=(str(strict_profile(tmp_path)),), out_dir=tmp_path / "out")
+    (row,) = result.targets
+    assert row.failure is None and row.artifact.path.exists() and row.exit_code in (0, 1)
+    fallback = row.report["float_fallback"]
+    assert fallback["ranking_measured"] is False and fallback["ranking"] and fallback["steps"]
+    assert {entry["name"] for entry in row.report["diagnostics"]["unavailable"]} >= {diag.LAYERS}
+    assert row.report["quantization_trace"]["layers"] == []
+
+
+def test_the_fallback_that_cannot_build_its_mixes_keeps_the_plain_artifact(gates, tmp_path, monkeypatch):
+    from tests.test_keep_float import strict_profile
+
+    monkeypatch.setattr("edgezoo.converter.tflite_selective.mixed_artifact", _boom)
+    result = edgezoo.convert(gates, targets=(str(strict_profile(tmp_path)),), out_dir=tmp_path / "out")
+    (row,) = result.targets
+    assert row.failure is None and row.exit_code == 1 and row.artifact.path.exists()
+    assert row.report["float_fallback"]["outcome"] == "could not run"
+    assert "float fallback" in {entry["name"] for entry in row.report["diagnostics"]["unavailable"]}
