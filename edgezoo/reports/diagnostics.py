@@ -11,6 +11,7 @@ the default. Nothing else in the pipeline catches a diagnostic's errors.
 
 from __future__ import annotations
 
+import errno
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
@@ -18,6 +19,7 @@ from typing import Callable, TypeVar
 from edgezoo import _tf
 
 T = TypeVar("T")
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # as pipeline.NO_ROOM: a full disk is the output's failure, not a diagnostic's
 
 # The names reports use, one per diagnostic (tests inject a failure into each).
 TRACE = "error trace"
@@ -45,21 +47,24 @@ class Diagnostics:
     def run(self, name: str, fn: Callable[[], T], default: T = None) -> T:
         try:
             return fn()
+        except OSError as exc:
+            if exc.errno in NO_ROOM:  # the output folder is full: nothing can be published, the pipeline says so
+                raise
+            return self._failed(name, exc, default)
         except Exception as exc:  # noqa: BLE001 - any failure of a measurement leaves the verdict as it is
-            if _tf.is_verbose():
-                traceback.print_exc()
-            text = str(exc).strip().splitlines()
-            self.failed.setdefault(name, f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
-            if self.warn is not None:
-                self.warn(f"{name} unavailable ({self.failed[name]}); the verdict and the artifact stand.")
-            return default
+            return self._failed(name, exc, default)
+
+    def _failed(self, name: str, exc: Exception, default):
+        if _tf.is_verbose():
+            traceback.print_exc()
+        text = str(exc).strip().splitlines()
+        self.failed.setdefault(name, f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
+        if self.warn is not None:
+            self.warn(f"{name} unavailable ({self.failed[name]}); the verdict and the artifact stand.")
+        return default
 
     def to_json(self) -> dict:
         return {"unavailable": [{"name": name, "error": error} for name, error in self.failed.items()]}
-
-    def merge(self, other: "Diagnostics") -> None:
-        for name, error in other.failed.items():
-            self.failed.setdefault(name, error)
 
 
 def report_section(report: dict, diagnostics: Diagnostics) -> None:
