@@ -15,7 +15,7 @@ def add(subparsers) -> None:
         description="Load SOURCE from the zoo, convert it for each target profile, and check it against the original "
         "on the runtime that will run it. Writes OUT/<model>/<target>/ with the artifact and report.json.",
     )
-    parser.add_argument("source", help="a bundled model (digits-cnn), keras:NAME, hub:HANDLE, or a path to a SavedModel, .keras or .h5")
+    parser.add_argument("source", help="a bundled model (digits-cnn), keras:NAME, hub:HANDLE, or a path to a SavedModel, .keras or .h5/.hdf5")
     parser.add_argument("--target", "-t", action="append", dest="targets", metavar="TARGET",
                         help="target profile name (phone, ...), a path to a .toml profile, or 'all'; repeatable (default: phone)")
     parser.add_argument("--out", "-o", dest="out_dir", default="build", help="output folder (default: build)")

@@ -17,7 +17,7 @@ def add(subparsers) -> None:
         "profile's tolerances. Writes OUT/<model>/validate-<target>/ with a copy of the artifact, report.json, report.html "
         "and device_check/, as convert does.",
     )
-    parser.add_argument("source", help="the original: a bundled model, keras:NAME, hub:HANDLE, or a path to a SavedModel, .keras or .h5")
+    parser.add_argument("source", help="the original: a bundled model, keras:NAME, hub:HANDLE, or a path to a SavedModel, .keras or .h5/.hdf5")
     parser.add_argument("artifact", help="a .tflite, an .onnx, or a TF.js model.json (or its folder)")
     parser.add_argument("--target", "-t", metavar="TARGET",
                         help="the profile whose runtime and tolerances apply (default: phone for .tflite, onnx for .onnx, browser for TF.js)")
