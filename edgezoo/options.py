@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgezoo.converter.base import Quantization, QuantizationRequest, requested_quantization
+from edgezoo.converter.base import AutoPreference, Quantization, QuantizationRequest, requested_quantization
 from edgezoo.errors import UsageError
 from edgezoo.targets.static_shape import normalise_input_shapes
 
@@ -39,6 +39,8 @@ class ConvertOptions:
     keep_float: tuple[str, ...] = ()  # layers left in float in full-integer models
     auto_fallback: bool = True  # int8: move the worst layers back to float until parity passes
     explain_quantization: bool = False  # measure each layer's quantisation error even when parity passes
+    auto_prefer: AutoPreference = AutoPreference.SIZE  # auto: the smallest passing candidate, or the smallest full-integer one
+    suggest: bool = True  # a target that misses its tolerance: measure the other quantisations and name the one that passes
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input-shape: (input name, "" for a lone input; shape), fixed first
     # How the targets run (edgezoo/jobs/): never part of what an artifact is made from.
     jobs: int | None = None  # targets converted at once, each in a worker process; None: the cores (one target: in process)
@@ -71,6 +73,10 @@ class ConvertOptions:
             raise UsageError(f"--prune takes a sparsity between 0 and 1 (the share of weights set to zero), got {self.prune}.")
         if self.quantize is not None:
             object.__setattr__(self, "quantize", requested_quantization(self.quantize))
+        try:
+            object.__setattr__(self, "auto_prefer", AutoPreference(self.auto_prefer))
+        except ValueError:
+            raise UsageError(f"--auto-prefer takes {' or '.join(p.value for p in AutoPreference)}, got '{self.auto_prefer}'.") from None
         if self.jobs is not None and (isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1):
             raise UsageError(f"--jobs takes a number of jobs of at least 1, got {self.jobs}.")
         if self.max_memory is not None:

@@ -240,6 +240,7 @@ def conversion_request(profile: TargetProfile, quantization, data) -> Conversion
 
 def _convert_target(model, profile: TargetProfile, options, data, reference, tree: OutputTree, feedback, pruning=None,
                     folder: str | None = None) -> TargetResult:
+    from edgezoo.quantize import suggest
     from edgezoo.quantize.auto import convert_auto
     from edgezoo.quantize.loop import Target, convert_checked
 
@@ -271,6 +272,7 @@ def _convert_target(model, profile: TargetProfile, options, data, reference, tre
         golden = GoldenSet(model.name, profile.name, parity.tolerance, model.is_classifier, data.heldout, reference,
                            detection=task.golden_settings(model))
         extra = {**checked.report, **task.report_sections(parity, model, data)}
+        suggest.add_to(extra, target, quantization, checked, options)  # a failed verdict: what passes, measured
         extra["reproducibility"] = reproducibility.section(model=model, profile=profile, quantization=quantization, options=options,
                                                            data=data, artifact=artifact, folder=staging)
         if pruning is not None:

@@ -84,15 +84,18 @@ def test_audio_convspec_auto_keeps_the_smallest_passing_candidate(convspec):
     assert cell.verdict == "pass", cell.reason
     auto = done.report["auto_quantization"]
     rows = {row["candidate"]: row for row in auto["candidates"]}
-    # In order of size, each one reported; the fallback's mix may be larger than what follows, so float16 was tried too.
-    assert list(rows) == ["int8", "int8 + float fallback", "int16x8", "dynamic-int8", "float16"]
+    # Every candidate made and reported, in order; one is checked only when smaller than the best that passed before it.
+    assert list(rows) == ["int8", "int8 + float fallback", "int16x8", "dynamic-int8", "float16", "float32"]
     assert not rows["int8"]["passed"] and rows["int8"]["snr_db"] < 15
-    assert rows["int16x8"]["verdict"].startswith("refused") and "SQUARE" in rows["int16x8"]["note"]
+    assert rows["int16x8"]["verdict"] == "not made (exit 4)" and "SQUARE" in rows["int16x8"]["note"]  # the converter cannot
     for row in rows.values():
         assert row["seconds"] > 0 and ("size_bytes" in row and "snr_db" in row)
     passing = [row for row in rows.values() if row["passed"]]
     kept = auto["kept"]
     assert kept == auto["chosen"] == min(passing, key=lambda row: row["size_bytes"])["candidate"]
+    unchecked = [row for row in rows.values() if row["verdict"] == "not checked"]
+    assert rows["float32"] in unchecked  # made and measured, and larger than what passed: never run
+    assert all(row["size_bytes"] >= rows[kept]["size_bytes"] and row["snr_db"] is None for row in unchecked)
     assert done.artifact.size_bytes == rows[kept]["size_bytes"] < float32.size_bytes
     # The artifact records what it is, never "auto".
     assert done.report["quantization"] == rows[kept]["quantization"] != "auto"
@@ -159,25 +162,60 @@ def _calibration(name: str):
     return load_calibration(entry.data_path, corpus.loaded(name), CalibrationSettings(seed=0, heldout_fraction=entry.heldout_fraction))
 
 
-def test_auto_keeps_a_mix_smaller_than_int16x8(tmp_path):
-    """dynamic-fcn on a phone profile that asks 38 dB of int8: plain int8 (33 dB) misses, a mix with a few ops in float
-    passes and is smaller than int16x8, which passes too."""
-    profile = tmp_path / "phone-strict.toml"
+@pytest.fixture(scope="module")
+def strict_phone(tmp_path_factory):
+    profile = tmp_path_factory.mktemp("profiles") / "phone-strict.toml"
     profile.write_text('extends = "phone"\n[tolerances.int8]\nmin_snr_db = 38.0\n')
-    cell, done = corpus.convert_cell("dynamic-fcn", str(profile), tmp_path, quantize="auto")
+    return profile
+
+
+def test_auto_measures_every_candidate_by_size_and_keeps_the_smallest_passing(tmp_path, strict_phone):
+    """dynamic-fcn on a phone profile that asks 38 dB of int8: plain int8 (33 dB) misses, a mix with a few ops in float
+    passes and is smaller than int16x8 (made, larger, never run); dynamic-range int8 passes and is smaller still (issue 23:
+    auto used to stop at the first integer candidate that passed)."""
+    cell, done = corpus.convert_cell("dynamic-fcn", str(strict_phone), tmp_path, quantize="auto")
     assert cell.verdict == "pass", cell.reason
-    rows = {row["candidate"]: row for row in done.report["auto_quantization"]["candidates"]}
-    assert not rows["int8"]["passed"] and rows["int8 + float fallback"]["passed"] and rows["int16x8"]["passed"]
-    assert done.report["auto_quantization"]["chosen"] == "int8 + float fallback"
-    assert done.artifact.size_bytes == rows["int8 + float fallback"]["size_bytes"] < rows["int16x8"]["size_bytes"]
-    assert "dynamic-int8" not in rows  # int16x8 passed: nothing after it can be smaller
+    auto = done.report["auto_quantization"]
+    rows = {row["candidate"]: row for row in auto["candidates"]}
+    assert list(rows) == ["int8", "int8 + float fallback", "int16x8", "dynamic-int8", "float16", "float32"]
+    mix, dynamic = rows["int8 + float fallback"], rows["dynamic-int8"]
+    assert not rows["int8"]["passed"] and mix["passed"] and rows["int16x8"]["verdict"] == "not checked"
+    assert mix["size_bytes"] < rows["int16x8"]["size_bytes"]
+    assert dynamic["passed"] and dynamic["size_bytes"] < mix["size_bytes"]
+    assert auto["prefer"] == "size" and auto["chosen"] == "dynamic-int8"
+    assert done.artifact.size_bytes == dynamic["size_bytes"] == done.artifact.path.stat().st_size
+    for name in ("float16", "float32"):  # made, measured and larger than what passed: not run
+        assert rows[name]["verdict"] == "not checked" and rows[name]["size_bytes"] >= dynamic["size_bytes"]
 
 
-def test_advice_follows_from_the_traced_figures(tmp_path):
-    """Without the fallback, --explain-quantization measures the layers, and the advice names them."""
+def test_auto_prefer_integer_keeps_a_full_integer_artifact_over_smaller_ones(tmp_path, strict_phone):
+    """The same model with --auto-prefer integer: the mix and dynamic-range int8 compute in float, so int16x8, larger,
+    is kept; the artifact read back computes in integers only."""
+    cell, done = corpus.convert_cell("dynamic-fcn", str(strict_phone), tmp_path, quantize="auto", auto_prefer="integer")
+    assert cell.verdict == "pass", cell.reason
+    auto = done.report["auto_quantization"]
+    rows = {row["candidate"]: row for row in auto["candidates"]}
+    assert auto["prefer"] == "integer" and auto["chosen"] == "int16x8" and rows["int16x8"]["passed"]
+    assert rows["int8 + float fallback"]["passed"] and rows["int8 + float fallback"]["size_bytes"] < rows["int16x8"]["size_bytes"]
+    assert all(rows[name]["verdict"] == "not tried" for name in ("dynamic-int8", "float16", "float32"))
+    ops = done.report["precision"]["ops_by_precision"]
+    assert not any(kind.startswith("float") for kind in ops) and done.report["precision"]["float_layers"] == [], ops
+
+
+def test_advice_follows_from_the_traced_figures_and_the_failed_verdict_names_what_passes(tmp_path, convspec):
+    """Without the fallback, --explain-quantization measures the layers, and the advice names them. The failed verdict
+    names the quantisation that passes, measured: the smallest of the others, as auto found it on the same model."""
     cell, done = corpus.convert_cell("audio-convspec", "phone", tmp_path, quantize="int8", auto_fallback=False,
                                      explain_quantization=True)
     assert cell.verdict == "parity-fail"
+    suggestion = done.report["suggestion"]
+    auto_rows = {row["candidate"]: row for row in convspec[1].report["auto_quantization"]["candidates"]}
+    measured = {row["candidate"]: row for row in suggestion["candidates"]}
+    assert list(measured) == ["int16x8", "dynamic-int8", "float16", "float32"]  # every other mode the phone has a tolerance for
+    passing = min((row for row in measured.values() if row["passed"]), key=lambda row: row["size_bytes"])
+    assert suggestion["passing"] == passing["candidate"] == convspec[1].report["auto_quantization"]["kept"]
+    assert suggestion["size_bytes"] == passing["size_bytes"] == auto_rows[passing["candidate"]]["size_bytes"]
+    assert suggestion["flag"] == f"--quantize {passing['candidate']}" and suggestion["flag"] in suggestion["message"]
     trace = done.report["quantization_trace"]
     assert trace["layers_measured"] and done.report["float_fallback"]["outcome"] == "disabled"
     worst = [layer["layer"] for layer in trace["layers"][:3]]

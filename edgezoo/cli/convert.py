@@ -7,7 +7,7 @@ from edgezoo.cli.flags import common_flags, job_flags, name_value, zoo_access_fl
 
 
 def add(subparsers) -> None:
-    from edgezoo.converter.base import Quantization, QuantizationRequest
+    from edgezoo.converter.base import AutoPreference, Quantization, QuantizationRequest
 
     parser = subparsers.add_parser(
         "convert",
@@ -39,6 +39,11 @@ def add(subparsers) -> None:
                         help="int8: do not move the worst layers back to float when parity misses the tolerance")
     parser.add_argument("--explain-quantization", dest="explain_quantization", action="store_true",
                         help="int8/int16x8: measure each layer's error even when parity passes (the report's per-layer figures)")
+    parser.add_argument("--auto-prefer", dest="auto_prefer", choices=[p.value for p in AutoPreference],
+                        help="--quantize auto: keep the smallest passing candidate (size, the default), or the smallest "
+                        "full-integer one (int8, int16x8) when one passes (integer: for NPUs, DSPs and Edge TPUs)")
+    parser.add_argument("--no-suggest", dest="suggest", action="store_false",
+                        help="when parity misses the tolerance, do not measure the other quantisations for one that passes")
     parser.add_argument("--input-shape", dest="input_shapes", action="append", metavar="NAME=D0,D1,...",
                         help="fix an input's shape before conversion, batch first (e.g. image=1,48,64,3; just 1,48,64,3 for a "
                         "model with one input); repeatable, overrides the profile's input_shapes")
@@ -81,12 +86,13 @@ def run(args, console: Console) -> int:
 def optimisation_lines(report: dict) -> list[str]:
     """Pruning and int8 fallback lines, when the run did either."""
     from edgezoo.converter import prune
+    from edgezoo.quantize import suggest
     from edgezoo.quantize.loop import summary_lines
 
     lines = [prune.summary_line(report["pruning"])] if "pruning" in report else []
     if report.get("artifact", {}).get("state_note"):
         lines.append(f"  note: {report['artifact']['state_note']}")
-    return lines + summary_lines(report)
+    return lines + summary_lines(report) + suggest.summary_lines(report)
 
 
 def parity_headline(parity) -> str:

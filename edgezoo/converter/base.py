@@ -31,6 +31,13 @@ class QuantizationRequest(str, enum.Enum):
     AUTO = "auto"  # the smallest artifact that meets the target's tolerance (edgezoo.quantize.auto)
 
 
+class AutoPreference(str, enum.Enum):
+    """What `--quantize auto` keeps among the candidates that pass (edgezoo.quantize.auto)."""
+
+    SIZE = "size"  # the smallest passing artifact, whatever it computes in
+    INTEGER = "integer"  # the smallest full-integer one (int8, int16x8) when one passes: NPUs and DSPs run integer ops only
+
+
 def requested_quantization(value) -> "Quantization | QuantizationRequest":
     """A --quantize value or a profile's `quantization`: a Quantization, or auto; anything else is a UsageError."""
     if isinstance(value, (Quantization, QuantizationRequest)):

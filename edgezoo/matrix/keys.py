@@ -22,7 +22,8 @@ def content_key(*, model, profile, options, data, folder: str) -> str:
 
     quantization = options.quantize or profile.quantization
     inputs = fingerprint_inputs(model=model, profile=profile, quantization=quantization, options=options, data=data)
-    inputs.update({"edgezoo": edgezoo.__version__, "folder": folder, "explain_quantization": options.explain_quantization})
+    inputs.update({"edgezoo": edgezoo.__version__, "folder": folder, "explain_quantization": options.explain_quantization,
+                   "suggest": options.suggest})
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -23,7 +23,7 @@ from edgezoo.jobs import Job, JobOutcome, memory, package, run_jobs
 from edgezoo.output import OutputTree, safe_name
 
 # Options that differ only per job: cells that differ only in these share one prepared model, data and reference.
-JOB_FIELDS = ("quantize", "keep_float", "auto_fallback", "explain_quantization")
+JOB_FIELDS = ("quantize", "keep_float", "auto_fallback", "explain_quantization", "auto_prefer", "suggest")
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,8 @@ def _prepare_model(entry: ModelEntry, matrix: Matrix, options: BuildOptions, out
         except (EdgezooError, TypeError, ValueError) as exc:
             _fail_all([cell], exc if isinstance(exc, EdgezooError) else UsageError(f"{entry.where}: {exc}"), entry, cells)
             continue
-        group = dataclasses.replace(cell_options, targets=("phone",), quantize=None, keep_float=(), auto_fallback=True, explain_quantization=False)
+        group = dataclasses.replace(cell_options, targets=("phone",), quantize=None, keep_float=(), auto_fallback=True, explain_quantization=False,
+                                    auto_prefer="size", suggest=True)
         groups.setdefault(group, []).append((cell, cell_options))
     for group_options, members in groups.items():
         try:

@@ -36,6 +36,8 @@ OPTION_KEYS: dict[str, tuple[type | tuple, str]] = {
     "keep_float": (list, "int8: layers left in float"),
     "auto_fallback": (bool, "int8: move the worst layers back to float when parity misses"),
     "explain_quantization": (bool, "measure each layer's error even when parity passes"),
+    "auto_prefer": (str, "auto: keep the smallest passing candidate (size) or the smallest full-integer one (integer)"),
+    "suggest": (bool, "a cell that misses its tolerance: measure the other quantisations for one that passes"),
     "input_shapes": (dict, "input name -> shape (batch first), fixed before conversion"),
 }
 MODEL_KEYS: dict[str, tuple[type | tuple, str]] = {

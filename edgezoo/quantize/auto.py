@@ -1,11 +1,12 @@
-"""`--quantize auto`: the smallest artifact that meets the target's tolerance.
+"""`--quantize auto`: the smallest artifact that meets the target's tolerance (or, asked, the smallest full-integer one).
 
-Candidates in order of size: full int8 (with the float fallback where the profile allows it), int16x8 and
-dynamic-range int8 (int8 weights each), float16, float32; the first that passes ends the search. A fallback mix of
-int8 and float ops lies anywhere between int8 and float32 in size, so after one passes the next candidates are still
-tried until one passes, and the smaller of the two is kept (dynamic-fcn asked for 38 dB of int8: a 9,840-byte mix against 10,680 bytes of
-int16x8; audio-convspec: float16's 31,980 bytes against a 37,088-byte mix). Each candidate tried is reported (size,
-SNR, verdict, time). Only modes the profile has a tolerance table for are candidates.
+Every candidate the profile has a tolerance for is made, in the order full int8 (with the float fallback where the profile
+allows it), int16x8, dynamic-range int8, float16, float32, and measured by its real size: sizes do not follow the names
+(on a small model int8's quantize and dequantize ops and per-channel scales can outweigh what its weights save, and
+float16 comes out smaller; dynamic-range int8 has no activation ranges to store and is often smaller than int8). A
+candidate is checked on the runtime only when it could be kept, that is when it is smaller than the best that passed so
+far; the report lists every candidate, its size, SNR and verdict. `--auto-prefer integer` keeps a passing full-integer
+candidate (int8, int16x8; a fallback mix has float ops) over any smaller one that is not: integer-only accelerators.
 """
 
 from __future__ import annotations
@@ -15,19 +16,20 @@ import shutil
 import time
 
 from edgezoo._workspace import scratch_dir
-from edgezoo.converter.base import Quantization
+from edgezoo.converter.base import AutoPreference, Quantization
 from edgezoo.errors import EdgezooError
-from edgezoo.quantize.loop import CheckedConversion, Study, Target, convert_checked, worst_snr
+from edgezoo.quantize.loop import CheckedConversion, NotSmaller, Study, Target, convert_checked, worst_snr
 
 INTEGER_CANDIDATES = (Quantization.INT8, Quantization.INT16X8, Quantization.DYNAMIC_INT8)
 MIX = "int8 + float fallback"
 FLOAT_CANDIDATES = (Quantization.FLOAT16, Quantization.FLOAT32)
+FULL_INTEGER = (Quantization.INT8.value, Quantization.INT16X8.value)  # candidate names whose every op computes in integers
 
 
 def _row(name: str, checked: CheckedConversion | None, seconds: float, error: EdgezooError | None = None, note: str = "") -> dict:
     if checked is None:
         return {"candidate": name, "quantization": None, "size_bytes": None, "snr_db": None, "passed": False,
-                "verdict": f"refused (exit {error.exit_code})" if error else "skipped", "seconds": round(seconds, 3),
+                "verdict": (f"refused (exit {error.exit_code})" if error.exit_code == 3 else f"not made (exit {error.exit_code})") if error else "skipped", "seconds": round(seconds, 3),
                 "note": str(error) if error else note}
     return {"candidate": name, "quantization": checked.artifact.quantization.value, "size_bytes": checked.artifact.size_bytes,
             "snr_db": worst_snr(checked.parity), "passed": checked.parity.passed,
@@ -35,18 +37,53 @@ def _row(name: str, checked: CheckedConversion | None, seconds: float, error: Ed
             "note": note or ("" if checked.parity.passed else checked.parity.summary())}
 
 
-def convert_auto(target: Target, workdir, options) -> CheckedConversion:
-    accepted = target.profile.tolerances
+def candidate_order(accepted, exclude=()) -> list[Quantization]:
+    """The candidates a profile's tolerance table admits, in the order they are made."""
+    return [q for q in (*INTEGER_CANDIDATES, *FLOAT_CANDIDATES) if q in accepted and q not in exclude]
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """Every candidate measured, and the one kept: `chosen` passed (None when none did; `kept` is then the best failed)."""
+
+    rows: list
+    tried: dict  # candidate name -> (CheckedConversion, the scratch folder holding its files)
+    chosen: str | None
+    kept: str
+    order: list
+
+
+def search(target: Target, options, exclude=()) -> Search:
+    """Make and measure the candidates (edgezoo.quantize.auto's docstring); raises the last error when none can be made."""
+    prefer = AutoPreference(options.auto_prefer)
     study = Study(target) if target.is_tflite else None
     rows: list[dict] = []
     tried: dict[str, tuple[CheckedConversion, object]] = {}
     errors: list[EdgezooError] = []
+    chosen = None
+
+    def rank(name: str, size: int) -> tuple:
+        """Smaller is better: under `integer`, any full-integer candidate ranks before every other."""
+        return (prefer is AutoPreference.INTEGER and name not in FULL_INTEGER, size)
 
     def attempt(name: str, quantization: Quantization, **kwargs) -> CheckedConversion | None:
         folder = scratch_dir(f"auto-{quantization.value}-")
         start = time.perf_counter()
+        best = tried[chosen][0].artifact.size_bytes if chosen else None
+        limit = None  # the size it must beat to be checked: only where the ranking is by size against the best so far
+        if chosen is not None:
+            if rank(name, 0)[0] > rank(chosen, 0)[0]:
+                rows.append(_row(name, None, 0.0, note=f"not made: {chosen} passed, and --auto-prefer integer keeps a full-integer candidate"))
+                rows[-1]["verdict"] = "not tried"
+                return None
+            if rank(name, 0)[0] == rank(chosen, 0)[0]:
+                limit = best
         try:
-            checked = convert_checked(target, quantization, folder, options, study=study, **kwargs)
+            checked = convert_checked(target, quantization, folder, options, study=study, only_if_smaller_than=limit, **kwargs)
+        except NotSmaller as larger:
+            rows.append({**_row(name, None, time.perf_counter() - start), "quantization": quantization.value, "size_bytes": larger.size_bytes,
+                         "verdict": "not checked", "note": f"{larger.size_bytes:,} B is not smaller than {chosen}'s {best:,} B, which passed"})
+            return None
         except EdgezooError as exc:  # refused (ops, size, arena) or not convertible: the next candidate may do
             rows.append(_row(name, None, time.perf_counter() - start, exc))
             errors.append(exc)
@@ -55,9 +92,14 @@ def convert_auto(target: Target, workdir, options) -> CheckedConversion:
         tried[name] = (checked, folder)
         return checked
 
+    def consider(name: str) -> None:
+        nonlocal chosen
+        size = tried[name][0].artifact.size_bytes
+        if chosen is None or rank(name, size) < rank(chosen, tried[chosen][0].artifact.size_bytes):
+            chosen = name
+
     fallback = target.is_tflite and target.profile.allow_float_fallback and options.auto_fallback
-    chosen = None
-    order = [q for q in (*INTEGER_CANDIDATES, *FLOAT_CANDIDATES) if q in accepted]
+    order = candidate_order(target.profile.tolerances, exclude)
     for quantization in order:
         name = quantization.value
         checked = attempt(name, quantization, fallback=fallback and quantization is Quantization.INT8)
@@ -74,23 +116,27 @@ def convert_auto(target: Target, workdir, options) -> CheckedConversion:
                           "passed": False, "verdict": "parity failed", "seconds": plain["seconds"], "note": plain["parity"]}, mix_row]
             if section["outcome"] == "passed":
                 tried[MIX] = tried.pop(name)
-                chosen = MIX  # a mix lies anywhere between int8 and float32 in size: the next candidates may be smaller
+                consider(MIX)
             continue
         if checked.parity.passed:
-            if chosen is None or checked.artifact.size_bytes < tried[chosen][0].artifact.size_bytes:
-                chosen = name
-            break  # the candidates after this one are larger
-    if not tried:  # no candidate could even be made: the last one's error says why
+            consider(name)
+    if not tried:  # no candidate could even be made (none passed, so none was skipped as larger): the last error says why
         raise errors[-1]
-    kept_name = chosen or _best_failed(rows, tried)
-    checked, folder = tried[kept_name]
+    kept = chosen or _best_failed(rows, tried)
+    for row in rows:
+        row["kept"] = row["candidate"] == kept
+    return Search(rows, tried, chosen, kept, [q.value for q in order])
+
+
+def convert_auto(target: Target, workdir, options) -> CheckedConversion:
+    found = search(target, options)
+    checked, folder = found.tried[found.kept]
     for path in checked.artifact.files:
         shutil.copy2(path, workdir / path.relative_to(folder))
-    for row in rows:
-        row["kept"] = row["candidate"] == kept_name
-    section = {"requested": "auto", "chosen": chosen, "kept": kept_name, "candidates": rows, "order": [q.value for q in order]}
+    section = {"requested": "auto", "prefer": AutoPreference(options.auto_prefer).value, "chosen": found.chosen, "kept": found.kept,
+               "candidates": found.rows, "order": found.order}
     report = dict(checked.report)
-    int8 = tried.get(MIX, tried.get("int8"))
+    int8 = found.tried.get(MIX, found.tried.get("int8"))
     if int8 is not None and "quantization_trace" not in report:
         # The kept artifact is not int8: the int8 candidate's trace and fallback say why, labelled as the int8 candidate's.
         for key in ("quantization_trace", "float_fallback"):

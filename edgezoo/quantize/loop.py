@@ -50,6 +50,14 @@ class Target:
         return self.feedback.step(f"{self.profile.name}: {text}")
 
 
+class NotSmaller(Exception):
+    """A candidate made and found no smaller than one that already passed: auto does not check it (not an error)."""
+
+    def __init__(self, size_bytes: int):
+        super().__init__(f"{size_bytes:,} bytes")
+        self.size_bytes = size_bytes
+
+
 @dataclass(frozen=True)
 class CheckedConversion:
     artifact: Artifact
@@ -147,10 +155,16 @@ def _plain(target: Target, request: ConversionRequest, folder: Path) -> Artifact
 
 
 def convert_checked(target: Target, quantization: Quantization, workdir: Path, options, *, study: Study | None = None,
-                    fallback: bool = True) -> CheckedConversion:
+                    fallback: bool = True, only_if_smaller_than: int | None = None) -> CheckedConversion:
     """One quantisation for the target, converted into `workdir` and checked; full-integer TFLite is traced, and int8
     falls back to float layers (when the profile and `options.auto_fallback` allow it, and `fallback`) until parity
-    passes."""
+    passes. `only_if_smaller_than`: raise NotSmaller instead of checking an artifact of at least that many bytes."""
+
+    def unless_larger(artifact: Artifact) -> Artifact:
+        if only_if_smaller_than is not None and artifact.size_bytes >= only_if_smaller_than:
+            raise NotSmaller(artifact.size_bytes)
+        return artifact
+
     request = target.request_for(quantization)
     profile = target.profile
     keep = tuple(options.keep_float)
@@ -159,7 +173,7 @@ def convert_checked(target: Target, quantization: Quantization, workdir: Path, o
                          f"{profile.format} ({quantization.value}). Use --quantize int8 with a TFLite target.")
     if not (quantization in INTEGER and target.is_tflite):
         with target.step(f"converting to {profile.format} ({quantization.value})"):
-            artifact = _plain(target, request, workdir)
+            artifact = unless_larger(_plain(target, request, workdir))
         with target.step(f"checking parity on {profile.runtime}"):
             parity = target.check(artifact, quantization)
         return CheckedConversion(artifact, parity, {"precision": tflite_precision.describe(artifact.path.read_bytes())} if target.is_tflite else {})
@@ -183,6 +197,7 @@ def convert_checked(target: Target, quantization: Quantization, workdir: Path, o
                     raise
                 converter_failure = str(exc).splitlines()[0]
                 artifact = study.mixed(request, (), workdir)
+    unless_larger(artifact)
     with target.step(f"checking parity on {profile.runtime}"):
         parity = target.check(artifact, quantization)
     plain_seconds = round(time.perf_counter() - start, 3)

@@ -24,7 +24,7 @@ VARIES = {
     "report.html": "shows report.json's created_at and timings",
 }
 OPTION_FIELDS = ("seed", "max_calibration_samples", "heldout_fraction", "image_resize", "calibration_features", "input_shapes", "prune",
-                 "keep_float", "auto_fallback")
+                 "keep_float", "auto_fallback", "auto_prefer")
 
 
 def _digest(arrays: dict) -> str | None:
