@@ -32,8 +32,10 @@ def test_the_browser_default_that_misses_names_what_passes_and_the_verdict_stand
     passing = suggestion["passing"]
     assert passing in rows and rows[passing]["passed"] and rows[passing]["snr_db"] is not None
     assert suggestion["flag"] == f"--quantize {passing}" and suggestion["size_bytes"] == rows[passing]["size_bytes"]
-    # The message says it where the user reads it.
-    assert f"use --quantize {passing}" in target["report"]["suggestion"]["message"]
+    # The message says it where the user reads it: the report's page too.
+    assert f"use --quantize {passing}" in suggestion["message"]
+    page = (folder / "out" / "digits-cnn" / "browser-strict" / "report.html").read_text()
+    assert "<h2>What passes</h2>" in page and f"use --quantize {passing}" in page
 
 
 def test_the_suggested_flag_passes_when_run(strict_browser):

@@ -112,13 +112,29 @@ def _steps(fallback: dict) -> str:
             f"<table><tr><th>ops in float</th><th>bytes</th><th>worst SNR dB</th><th>verdict</th><th>seconds</th><th>ops by precision (read back)</th></tr>{rows}</table>")
 
 
-def _auto(auto: dict) -> str:
+def _candidates(candidates: list[dict]) -> str:
     rows = "".join(
         f"<tr><th>{escape(c['candidate'])}</th><td class=num>{_bytes(c['size_bytes'])}</td><td class=num>{_db(c['snr_db'])}</td>"
         f"<td class='{'ok' if c['passed'] else 'bad'}'>{escape(c['verdict'])}{' (kept)' if c.get('kept') else ''}</td>"
         f"<td class=num>{c['seconds']:.1f}</td><td>{escape(_short(c.get('note') or ''))}</td></tr>"
-        for c in auto["candidates"])
+        for c in candidates)
+    return f"<table><tr><th>candidate</th><th>bytes</th><th>worst SNR dB</th><th>verdict</th><th>seconds</th><th>note</th></tr>{rows}</table>"
+
+
+def _auto(auto: dict) -> str:
     chosen = auto.get("chosen")
     head = f"auto chose {escape(chosen)}" if chosen else "no candidate passed; the artifact kept is the one closest to the tolerance"
-    return (f"<p class=sub>--quantize auto: {head}. Candidates in order of size, each converted and checked:</p>"
-            f"<table><tr><th>candidate</th><th>bytes</th><th>worst SNR dB</th><th>verdict</th><th>seconds</th><th>note</th></tr>{rows}</table>")
+    prefer = " (--auto-prefer integer: a passing full-integer candidate first)" if auto.get("prefer") == "integer" else ""
+    return (f"<p class=sub>--quantize auto: {head}{prefer}. Every candidate made and measured by its size; checked on the "
+            f"runtime when smaller than the best that passed before it:</p>" + _candidates(auto["candidates"]))
+
+
+def suggestion(report: dict) -> str:
+    """A failed verdict's `suggestion`: what passes, measured, and the other candidates."""
+    found = report.get("suggestion")
+    if not found:
+        return ""
+    if found.get("status") == "unavailable":
+        return f"<div class=warn>What passes could not be measured: {escape(found['error'])}</div>"
+    table = _candidates(found["candidates"]) if found["candidates"] else ""
+    return f"<h2>What passes</h2><div class=warn>{escape(found['message'])}</div>{table}"

@@ -9,7 +9,7 @@ from edgezoo.reports import plots
 from edgezoo.reports.html import (METRIC_ORDER, NOT_METRICS, bytes_text, count_text, key_values, metrics_table, model_section, page, plain, raw_json, tools_section, verdict_header)
 from edgezoo.reports.json_report import write_text
 from edgezoo.reports.detections import section as detections_section
-from edgezoo.reports.quantization import section as quantization_section
+from edgezoo.reports.quantization import section as quantization_section, suggestion as suggestion_section
 
 
 def render_target_report(report: dict) -> str:
@@ -22,6 +22,7 @@ def render_target_report(report: dict) -> str:
         _cards(report),
         "<h2>Parity with the original</h2>",
         _parity_section(parity),
+        suggestion_section(report),
         detections_section(report.get("detections")),
         quantization_section(report),
         "<h2>Artifact</h2>",
