@@ -143,6 +143,17 @@ def test_tflm_kernels_for_an_int8_model(conv_model, topk_between_convs):
     assert missing.details["runs"] is False
 
 
+def test_tflm_rejects_the_dequantize_of_a_float16_model(conv_model):
+    tf = _tf()
+    concrete = tf.function(conv_model).get_concrete_function(tf.TensorSpec([1, 8, 8, 3], tf.float32))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    placement = tflm.place(converter.convert())
+    assert {op.op for op in placement.rejected} == {"DEQUANTIZE"} and placement.rejected[0].dtypes == ("float16",)
+    assert "int8, int16, uint8" in placement.rejected[0].reason
+
+
 def test_onnx_nodes_get_their_execution_provider(tmp_path):
     import onnx
     from onnx import TensorProto, helper

@@ -15,6 +15,10 @@ from edgezoo.placement import OpPlacement, Placement, read_bytes
 BACKEND = "TFLM kernels"
 PLACED_ON = "tflm"
 INTEGER = ("int8", "int16")
+# Measured, not in tflm_ops' tables (which probe int8): TFLM's DEQUANTIZE takes int8, int16 and uint8 input only, so
+# a float16 model (float16 weights dequantised at load) fails to prepare its first DEQUANTIZE
+# ("dequantize_common.cc:42 input->type == kTfLiteInt8 || ... was not true", digits-cnn's phone artifact, Dec 2026).
+DEQUANTIZE_INPUTS = ("int8", "int16", "uint8")
 
 
 def _verdict(op: str, dtype: str, supported: frozenset[str], table: dict) -> str:
@@ -23,6 +27,8 @@ def _verdict(op: str, dtype: str, supported: frozenset[str], table: dict) -> str
 
     if op not in supported:
         return f"no TFLM kernel for {op} in the installed tflite-micro"
+    if op == "DEQUANTIZE" and dtype and dtype not in DEQUANTIZE_INPUTS:
+        return f"TFLM's DEQUANTIZE kernel takes {', '.join(DEQUANTIZE_INPUTS)} input, not {dtype}"
     if dtype in INTEGER and op in tflm_ops.float_only_ops():
         return f"TFLM's {op} kernel runs on float32 only, not on {dtype} (probed: {table.get(op, {}).get('detail', '')})"
     return ""
