@@ -9,7 +9,7 @@ import pytest
 from edgezoo.errors import UsageError
 from edgezoo.placement import place, placers
 from edgezoo.placement import onnx as onnx_placement
-from edgezoo.placement import tflite_gpu, tflm
+from edgezoo.placement import tfjs, tflite_gpu, tflm
 
 
 def _tf():
@@ -183,6 +183,28 @@ def test_onnx_nodes_get_their_execution_provider(tmp_path):
 def test_registry(float_conv):
     (gpu,) = place("tflite", float_conv)
     assert gpu.backend == "GPU delegate"
-    assert [m.BACKEND for f in ("tflite", "tflm", "onnx") for m in placers(f)] == ["GPU delegate", "TFLM kernels", "ONNX Runtime"]
-    with pytest.raises(UsageError, match="Known formats: tflite, tflm, onnx"):
+    assert [p.__name__ for f in ("tflite", "tflm", "onnx", "tfjs") for p in placers(f)] == ["place"] * 3 + ["place_webgl", "place_wasm"]
+    with pytest.raises(UsageError, match="Known formats: tflite, tflm, onnx, tfjs"):
         placers("coreml")
+
+
+def test_tfjs_kernels_on_webgl_and_wasm(tmp_path):
+    """A graph model with a kernel WASM lacks and WebGL has (Einsum, per the packages' registries) and a common one."""
+    import subprocess
+    import sys
+
+    tf = _tf()
+    module = tf.Module()
+    module.w = tf.Variable(np.ones((4, 4), np.float32))
+    module.f = tf.function(lambda x: tf.nn.relu(tf.einsum("ij,jk->ik", x, module.w)),
+                           input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures=module.f)
+    done = subprocess.run([sys.executable, "-m", "tensorflowjs.converters.converter", "--input_format=tf_saved_model",
+                           str(tmp_path / "sm"), str(tmp_path / "js")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    webgl, wasm = place("tfjs", tmp_path / "js")
+    assert webgl.backend == "TF.js WebGL" and webgl.rejected == ()
+    assert "Einsum" in webgl.details["kernels_used"] and "Relu" in webgl.details["kernels_used"]
+    assert [op.op for op in wasm.rejected] == ["Einsum"] and "tfjs-backend-wasm" in wasm.rejected[0].reason
+    assert wasm.summary() == f"TF.js WASM: {len(wasm.ops) - 1} of {len(wasm.ops)} ops"
+    assert tfjs.profile(tmp_path / "js")["tfjs_version"] == "4.22.0"

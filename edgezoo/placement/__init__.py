@@ -1,10 +1,10 @@
 """Where each op of an artifact runs: per op, the backend that takes it (or why none does), and the partitions
 a delegating runtime would cut the graph into. One module per backend, the same small interface in each:
 
-    BACKEND: str                      # "gpu_delegate", "tflm", "onnxruntime"
-    place(artifact) -> Placement      # artifact: the file's path or its bytes
+    place(artifact) -> Placement      # artifact: the file's path (or a .tflite's or .onnx's bytes)
 
-A new backend: one module plus one entry in PLACER_MODULES (loaded lazily, like the artifact readers).
+A module that places for two backends has one function per backend (tfjs: place_webgl, place_wasm).
+A new backend: one module plus one entry in PLACERS, "module:function" (loaded lazily, like the artifact readers).
 Not yet written into report.json / report.html: see the placement section of the issue.
 """
 
@@ -17,16 +17,16 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Callable
 
 from edgezoo.errors import UsageError
 
-# Artifact format -> placer modules (a .tflite has two places to run: a phone's GPU delegate and a microcontroller).
-PLACER_MODULES = {
-    "tflite": ("edgezoo.placement.tflite_gpu",),
-    "tflm": ("edgezoo.placement.tflm",),
-    "onnx": ("edgezoo.placement.onnx",),
+# Artifact format (or "tflm", the .tflite of a microcontroller target) -> its placers, "module:function".
+PLACERS = {
+    "tflite": ("edgezoo.placement.tflite_gpu:place",),
+    "tflm": ("edgezoo.placement.tflm:place",),
+    "onnx": ("edgezoo.placement.onnx:place",),
+    "tfjs": ("edgezoo.placement.tfjs:place_webgl", "edgezoo.placement.tfjs:place_wasm"),
 }
 
 ACCEPTED_BY_DEFAULT = "fallback"  # placed_on for an op a delegate rejects: the runtime's default (CPU) kernels
@@ -83,17 +83,21 @@ class Placement:
                 **self.details}
 
 
-def placers(format_name: str) -> tuple[ModuleType, ...]:
+def placers(format_name: str) -> tuple[Callable[[str | Path | bytes], Placement], ...]:
     try:
-        names = PLACER_MODULES[format_name]
+        names = PLACERS[format_name]
     except KeyError:
-        raise UsageError(f"no op placement for format '{format_name}'. Known formats: {', '.join(PLACER_MODULES)}.") from None
-    return tuple(importlib.import_module(name) for name in names)
+        raise UsageError(f"no op placement for format '{format_name}'. Known formats: {', '.join(PLACERS)}.") from None
+    found = []
+    for entry in names:
+        module, function = entry.split(":")
+        found.append(getattr(importlib.import_module(module), function))
+    return tuple(found)
 
 
 def place(format_name: str, artifact: str | Path | bytes) -> tuple[Placement, ...]:
     """Every placement known for an artifact of that format (one per backend)."""
-    return tuple(module.place(artifact) for module in placers(format_name))
+    return tuple(placer(artifact) for placer in placers(format_name))
 
 
 def read_bytes(artifact: str | Path | bytes) -> bytes:
@@ -142,5 +146,3 @@ class _Collect:
     def getvalue(self) -> str:
         return "".join(self._parts)
 
-
-Placer = Callable[[str | Path | bytes], Placement]
