@@ -1,13 +1,14 @@
 """Transfer learning against training from scratch, with k labelled examples per class (not a timed test).
 
-    .venv/bin/python bench/transfer.py [--k 5,10,50] [--seeds 0,1,2] [--experiments digits,photos]
+    .venv/bin/python bench/transfer.py [--k 5,10,50] [--seeds 0,1,2] [--experiments digits,photos,folder]
 
 Task: the bundled digits, relabelled for questions digits-cnn was never trained to answer (odd/even, and >= 5). The
 labelled examples (k per class) and 10 validation examples per class come from digits-cnn's calibration split (200
 images it was not trained on); every model is scored on its held-out split (360 images it never saw). Raw pixels 0..255.
 
 transfer: a head (edgezoo.transfer.train: standardised features, dropout, dense; early stopping on validation loss) on
-          the frozen digits-cnn features, cut below its classifier.
+          the frozen digits-cnn features, cut below its classifier. A linear head (--hidden-units 0), as the
+          from-scratch model has: both sides of the comparison share one architecture.
 scratch:  the same architecture (digits-cnn's layers, fresh random weights) trained end to end on the same examples,
           with more epochs and patience (up to 200 epochs, patience 20).
 photos:   real photographs from scikit-image's bundled data. The extractor is a MobileNetV2 (alpha 0.35, 64x64) trained
@@ -17,7 +18,13 @@ photos:   real photographs from scikit-image's bundled data. The extractor is a 
           written as an image folder and read by finetune's folder reader, 50 test crops per class from the bottom
           half. Scratch: the same MobileNetV2 from random weights on the same crops (up to 40 epochs, patience 8).
           Both MobileNets get their batch-norm statistics from their training crops after training.
-Writes bench/transfer_results.json and bench/transfer_results.md (mean and min..max over the seeds).
+folder:   the whole `edgezoo finetune` as a user runs it, default options, on issue 23's task: odd/even from 600 digits
+          written as 32x32 grey PNGs in two class folders (tests/digit_images.write_odd_even_folders), resized to 8x8
+          by finetune's folder reader, split 70/15/15 by the seed, converted for phone (LiteRT), onnx (onnxruntime) and
+          browser (TF.js); test accuracy (90 images) of the float model and of each artifact on its runtime, per seed,
+          for the default head (a hidden layer of 64) and the linear head (--hidden-units 0). Printed, not written.
+Writes bench/transfer_results.json and bench/transfer_results.md (mean and min..max over the seeds) for the digits and
+photos experiments.
 """
 
 from __future__ import annotations
@@ -77,7 +84,8 @@ def transfer(backbone, splits, seed):
     from edgezoo.transfer import FinetuneOptions
     from edgezoo.transfer.train import train
 
-    options = FinetuneOptions(data=Path("bench"), epochs=100, patience=10, learning_rate=0.01, dropout=0.1, seed=seed, batch_size=16)
+    options = FinetuneOptions(data=Path("bench"), epochs=100, patience=10, learning_rate=0.01, dropout=0.1, seed=seed, batch_size=16,
+                              hidden_units=0)  # the linear head of the recorded figures, the scratch model's head
     training = train(backbone, splits, options)
     return accuracy(training.model, splits.test), sum(b["epochs_run"] for b in training.best.values())
 
@@ -224,11 +232,47 @@ def photos_experiment(ks, seeds, work: Path) -> list[dict]:
     return rows
 
 
+FOLDER_IMAGES = 600
+FOLDER_TARGETS = ("phone", "onnx", "browser")
+FOLDER_HEADS = {"hidden layer of 64 (default)": 64, "linear (--hidden-units 0)": 0}
+
+
+def folder_experiment(seeds, work: Path) -> str:
+    """Issue 23's task through edgezoo.finetune with default options; a markdown table of test accuracy per runtime."""
+    import edgezoo
+    from tests.digit_images import write_odd_even_folders
+
+    folder = write_odd_even_folders(work / "odd_even", FOLDER_IMAGES, size=32)
+    figures: dict[tuple[str, str], list[float]] = {}
+    runtimes = {"float (trained SavedModel)": "tensorflow"}
+    for head, units in FOLDER_HEADS.items():
+        for seed in seeds:
+            started = time.monotonic()
+            result = edgezoo.finetune("digits-cnn", data=folder, out_dir=work / f"out-{units}-{seed}", target=FOLDER_TARGETS,
+                                      seed=seed, hidden_units=units)
+            for row in result.accuracy:
+                runtimes.setdefault(row["model"], row["runtime"])
+                value = row["accuracy"]
+                figures.setdefault((head, row["model"]), []).append(float("nan") if value is None else value)
+            shown = ", ".join(f"{row['model'].split(' ')[0]} {row['accuracy'] if row['accuracy'] is None else round(row['accuracy'], 3)}"
+                              for row in result.accuracy)
+            print(f"folder  {head:30} seed {seed}: {shown} ({time.monotonic() - started:.0f} s)", flush=True)
+    lines = [f"Test accuracy on {FOLDER_IMAGES} 32x32 PNGs of odd/even digits (`bench/transfer.py --experiments folder`, "
+             f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}): 90 test images per seed, "
+             f"seeds {','.join(map(str, seeds))}; mean (min..max), then per seed.", "",
+             "| head | model | runtime | test accuracy | per seed |", "|---|---|---|---|---|"]
+    for (head, model), values in figures.items():
+        per_seed = " ".join(f"{v:.3f}" for v in values)
+        lines.append(f"| {head} | {model} | {runtimes[model]} | **{100 * np.mean(values):.1f}%** "
+                     f"({100 * min(values):.1f}..{100 * max(values):.1f}) | {per_seed} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", default="5,10,50")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--experiments", default="digits,photos")
+    parser.add_argument("--experiments", default="digits,photos", help="digits, photos, folder (comma-separated)")
     args = parser.parse_args()
     ks, seeds = [int(v) for v in args.k.split(",")], [int(v) for v in args.seeds.split(",")]
     experiments = args.experiments.split(",")
@@ -260,6 +304,13 @@ def main() -> int:
 
         with tempfile.TemporaryDirectory(prefix="edgezoo-transfer-bench-") as work:
             rows += photos_experiment(ks, seeds, Path(work))
+    if "folder" in experiments:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="edgezoo-transfer-folder-") as work:
+            print(folder_experiment(seeds, Path(work)))
+    if not rows:  # the folder experiment alone: the recorded digits and photos figures stay as they are
+        return 0
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"), "rows": rows}
     (HERE / "transfer_results.json").write_text(json.dumps(results, indent=1) + "\n")
     (HERE / "transfer_results.md").write_text(markdown(results))

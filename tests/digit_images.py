@@ -27,3 +27,19 @@ def write_digit_images(folder: Path, count: int, start: int = 0, suffix: str = "
         Image.fromarray(pixels, mode="L").save(path)
         paths.append(path)
     return paths
+
+
+def write_odd_even_folders(folder: Path, count: int = 600, size: int = 32) -> Path:
+    """`count` digits as size x size grey PNGs (upscaled bicubically from 8x8), in the class folders `even` and `odd`: a
+    labelling digits-cnn was never trained for, at a size it does not take (finetune resizes them to 8x8): the first
+    `count` digits of the bundled data."""
+    from PIL import Image
+
+    data = np.load(DIGITS_NPZ)
+    for index in range(count):
+        pixels = np.round(data["images"][index].astype(np.float64) * 255.0 / 16.0).astype(np.uint8)
+        digit = int(data["labels"][index])
+        path = folder / ("odd" if digit % 2 else "even") / f"{index:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels, mode="L").resize((size, size), Image.Resampling.BICUBIC).save(path)
+    return folder

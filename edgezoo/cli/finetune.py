@@ -12,9 +12,9 @@ def add(subparsers) -> None:
     parser = subparsers.add_parser(
         "finetune",
         help="train a classifier head on a zoo feature extractor with your labelled images, then convert it",
-        description="Use SOURCE as a feature extractor, train a head (dropout + dense) for the classes in --data, export the "
-        "model with its preprocessing inside (raw 0-255 pixels in) to OUT/<name>/finetune/, convert it for every --target "
-        "and report its task accuracy against the true labels on each target's runtime.",
+        description="Use SOURCE as a feature extractor, train a head (dropout, a hidden ReLU layer, dense) for the classes in "
+        "--data, export the model with its preprocessing inside (raw 0-255 pixels in) to OUT/<name>/finetune/, convert it for "
+        "every --target and report its task accuracy against the true labels on each target's runtime.",
     )
     parser.add_argument("source", help="keras:NAME (built without its top), hub:HANDLE of a feature-vector module, digits-cnn, or "
                         "a .h5/SavedModel cut at ?features=LAYER (default: below its last layer with weights)")
@@ -32,7 +32,9 @@ def add(subparsers) -> None:
     parser.add_argument("--patience", **number, help="epochs without a better validation loss before stopping (default: 3)")
     parser.add_argument("--batch-size", dest="batch_size", **number, help="default: 32")
     parser.add_argument("--learning-rate", dest="learning_rate", **ratio, help="head learning rate (default: 0.001)")
-    parser.add_argument("--dropout", **ratio, help="dropout before the dense layer (default: 0.2)")
+    parser.add_argument("--dropout", **ratio, help="dropout before each dense layer of the head (default: 0.2)")
+    parser.add_argument("--hidden-units", dest="hidden_units", **number,
+                        help="a hidden ReLU layer of N units in the head, 0 for a linear head (default: 64)")
     parser.add_argument("--augment", action="store_true", help="random flips, small rotations and crops of the training images")
     parser.add_argument("--fine-tune-layers", dest="fine_tune_layers", **number,
                         help="then train the top N backbone layers too, at a lower learning rate (batch-norm layers stay frozen)")

@@ -21,6 +21,7 @@ class FinetuneOptions:
     batch_size: int = 32
     learning_rate: float = 1e-3
     dropout: float = 0.2
+    hidden_units: int = 64  # a hidden ReLU layer in the head (0: linear, which stops short on regroupings such as odd/even)
     augment: bool = False  # random flips, small rotations and crops of the training images
     fine_tune_layers: int = 0  # then train the top N backbone layers too (batch-norm layers stay frozen, in inference mode)
     fine_tune_epochs: int = 10
@@ -52,6 +53,8 @@ class FinetuneOptions:
         for field_name in ("epochs", "batch_size", "patience", "fine_tune_epochs", "qat_epochs"):
             if int(getattr(self, field_name)) < 1:
                 raise UsageError(f"--{field_name.replace('_', '-')} must be at least 1 (got {getattr(self, field_name)}).")
+        if self.hidden_units < 0:
+            raise UsageError(f"--hidden-units takes a number of units, 0 (a linear head) or more (got {self.hidden_units}).")
         if self.fine_tune_layers < 0:
             raise UsageError(f"--fine-tune-layers takes a number of layers, 0 or more (got {self.fine_tune_layers}).")
         if not 0.0 <= self.dropout < 1.0:
