@@ -9,8 +9,8 @@ from pathlib import Path
 
 from edgezoo import load
 from edgezoo.calibration import load_calibration
-from edgezoo.converter import converter_for
-from edgezoo.pipeline import conversion_request
+from edgezoo.formats import converter_for
+from edgezoo.target_run import conversion_request
 from edgezoo.targets import resolve_profile
 from edgezoo.targets.constraints import prepare_model
 

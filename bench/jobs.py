@@ -4,7 +4,7 @@
         [--skip-ray] [--rounds 2] [--no-full-run]
 
 (a) phone, microcontroller (bench/profiles/microcontroller-large.toml for the ImageNet-size models), browser and onnx:
-    the job runner doing the official tools' work -- conversion only (edgezoo/jobs/convert_only.py through
+    the job runner doing the official tools' work -- conversion only (bench/convert_only.py through
     bench/runner_convert_only.py): worker processes started first, the parent loading the model and preparing the
     calibration data once into the one file every job reads, 2 jobs at once, each job preparing and converting its
     target (fixed batch, op check) and nothing else -- against each official tool in its own process, one after the
@@ -54,6 +54,7 @@ source = "{repo}/tests/corpus/tiny-mobilenet/saved_model"
 calibration = "{repo}/tests/corpus/tiny-mobilenet/data.npz"
 """
 FAULT_CELL = "digits-cnn/onnx-int8"  # the one cell made to abort (test hook) in the first run of the resumed pair
+JOB_FAULTS = {"EDGEZOO_JOB_HOOK": f"{REPO / 'tests' / 'job_faults.py'}:inject"}  # the workers' seam (edgezoo/jobs/worker.py)
 
 
 def load_average() -> str:
@@ -186,7 +187,7 @@ def bench_matrix(out: Path, skip_ray: bool) -> dict:
         runs["ray_2"] = _build(matrix, folder / "ray", "ray", logs, "--jobs", "2", "--executor", "ray")
     print("(f) resumed: a first run with one job aborting, then the rerun", flush=True)
     runs["first_with_one_failure"] = _build(matrix, folder / "resume", "resume-first", logs, "--jobs", "2",
-                                            env={"EDGEZOO_TEST_JOB_FAULT": f"{FAULT_CELL}:abort"})
+                                            env={"EDGEZOO_TEST_JOB_FAULT": f"{FAULT_CELL}:abort", **JOB_FAULTS})
     runs["rerun"] = _build(matrix, folder / "resume", "resume-rerun", logs, "--jobs", "2")
     runs["rerun_ratio"] = runs["rerun"]["seconds"] / runs["first_with_one_failure"]["seconds"]
     runs["local_2_over_serial"] = runs["local_2"]["seconds"] / runs["serial"]["seconds"]

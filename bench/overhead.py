@@ -19,8 +19,9 @@ import numpy as np
 
 from edgezoo import _tf, load
 from edgezoo.calibration import load_calibration
-from edgezoo.converter import converter_for, tflite_frozen
-from edgezoo.pipeline import conversion_request
+from edgezoo.formats import converter_for
+from edgezoo.formats.tflite import frozen as tflite_frozen
+from edgezoo.target_run import conversion_request
 from edgezoo.targets import resolve_profile
 from edgezoo.targets.constraints import prepare_model
 

@@ -1,5 +1,5 @@
 """The job runner doing the official tools' work: conversion only, for four targets, in 2 worker processes
-(edgezoo/jobs/convert_only.py: the parent loads and prepares the model once, the workers share it).
+(bench/convert_only.py: the parent loads and prepares the model once, the workers share it).
 
     python bench/runner_convert_only.py SAVED_MODEL CALIBRATION.npz OUT_DIR TARGET...  -> OUT_DIR/jobs.json
 
@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from edgezoo.jobs import convert_only
+import convert_only  # bench/convert_only.py, beside this script
 
 
 def failure_of(outcome) -> str | None:

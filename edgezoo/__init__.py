@@ -9,7 +9,7 @@ TensorFlow is imported only when a function needs it, so `import edgezoo` stays 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from edgezoo.version import __version__  # noqa: F401 (edgezoo.__version__)
 
 __all__ = ["build", "convert", "finetune", "load", "resolve_profile", "BuildOptions", "ConvertOptions", "FinetuneOptions", "EdgezooError"]
 

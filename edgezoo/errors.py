@@ -67,9 +67,3 @@ class DiskFullError(ConversionError):
 
 class RuntimeFailure(ConversionError):
     """A runtime could not load or run an artifact."""
-
-
-class ParityError(EdgezooError):
-    """The artifact's outputs differ from the original's beyond the profile's tolerance."""
-
-    exit_code = 1

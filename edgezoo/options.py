@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgezoo.converter.base import AutoPreference, Quantization, QuantizationRequest, requested_quantization
+from edgezoo.formats.base import AutoPreference, Quantization, QuantizationRequest, requested_quantization
 from edgezoo.errors import UsageError
 from edgezoo.targets.static_shape import normalise_input_shapes
 
@@ -85,10 +85,9 @@ class ConvertOptions:
             object.__setattr__(self, "max_memory", parse_size(self.max_memory))
         if self.job_timeout is not None and not float(self.job_timeout) > 0:
             raise UsageError(f"--job-timeout takes a number of seconds above 0, got {self.job_timeout}.")
-        from edgezoo.jobs import EXECUTOR_MODULES
+        from edgezoo.jobs import check_executor
 
-        if self.executor not in EXECUTOR_MODULES:
-            raise UsageError(f"unknown executor '{self.executor}'; known: {', '.join(EXECUTOR_MODULES)}.")
+        check_executor(self.executor)
         if self.max_calibration_samples < 1:
             raise UsageError("max_calibration_samples must be at least 1.")
         self.calibration_settings()  # checks the sampling and image settings now, before any slow work

@@ -129,7 +129,7 @@ def folder_bytes(folder: Path) -> int:
 
 def build(spec, out: Path) -> dict:
     import edgezoo
-    from edgezoo.validate.runners.tensorflow import run_reference
+    from edgezoo.zoo.reference import run_reference
 
     tf, keras = _tf.tf(), _tf.tf_keras()
     seed = model_seed(spec.name)

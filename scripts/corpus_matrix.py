@@ -211,7 +211,7 @@ def write_profiles(folder: Path) -> dict[str, Path]:
 def decision_metrics(name: str, artifact, runtime: str, kinds: dict[str, str]) -> dict[str, dict]:
     """The artifact re-run on the held-out inputs: agreement and IoU of thresholded sigmoid outputs, top-1 agreement of
     every softmax output, and max|err| to check that the re-run saw what the pipeline saw."""
-    from edgezoo.validate.runners import runner_for
+    from edgezoo.formats import runner_for
 
     reference = corpus.reference_outputs(name)
     candidate = runner_for(runtime).run(artifact, corpus.heldout_inputs(name))

@@ -1,6 +1,6 @@
 """Which TFLM kernels run int8: a one-op full-integer model per TFLite builtin, run on the installed TFLM.
 
-    .venv/bin/python scripts/probe_tflm_int8_kernels.py            # rewrites edgezoo/targets/tflm_int8_kernels.json
+    .venv/bin/python scripts/probe_tflm_int8_kernels.py            # rewrites edgezoo/formats/tflite/tflm_int8_kernels.json
     .venv/bin/python scripts/probe_tflm_int8_kernels.py LOG CONV_2D # probes these ops, prints, writes nothing
 
 tflite-micro ships no machine-readable list of the dtypes its kernels take. For each builtin the installed
@@ -189,10 +189,10 @@ def _convert(tf, probe: Probe, int8: bool) -> bytes:
 
 def _run_on_tflm(flatbuffer: bytes, probe: Probe, folder: Path) -> tuple[str, str] | None:
     """None when TFLM ran the model; otherwise (the op whose kernel failed, or "" when none was named, TFLM's message)."""
-    from edgezoo.converter.base import Artifact, Quantization
-    from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
+    from edgezoo.formats.base import Artifact, Quantization
+    from edgezoo.formats.tflite import read_flatbuffer
     from edgezoo.errors import EdgezooError
-    from edgezoo.validate.runners import tflm
+    from edgezoo.formats.tflite import run_tflm as tflm
 
     path = folder / "model.tflite"
     path.write_bytes(flatbuffer)
@@ -210,7 +210,7 @@ def _run_on_tflm(flatbuffer: bytes, probe: Probe, folder: Path) -> tuple[str, st
 
 def probe(tf, op: str, folder: Path) -> dict:
     """{"int8": status, "detail": ...} for one op."""
-    from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
+    from edgezoo.formats.tflite import read_flatbuffer
 
     spec = PROBES[op]
     try:
@@ -263,8 +263,8 @@ def probe_all(ops: list[str]) -> dict[str, dict]:
 def main(argv: list[str]) -> int:
     from importlib.metadata import version
 
-    from edgezoo.converter.tflite_flatbuffer import builtin_op_names
-    from edgezoo.targets import tflm_ops
+    from edgezoo.formats.tflite import builtin_op_names
+    from edgezoo.formats.tflite import tflm_ops
 
     registered = sorted(tflm_ops.kernels() & builtin_op_names())
     if argv:

@@ -11,6 +11,8 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The jobs' workers call tests/job_faults.py before each job: a fault a test asks for with EDGEZOO_TEST_JOB_FAULT (none by default).
+os.environ.setdefault("EDGEZOO_JOB_HOOK", str(Path(__file__).resolve().with_name("job_faults.py")) + ":inject")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -226,7 +226,7 @@ def heldout_inputs(name: str, seed: int = 0) -> dict[str, np.ndarray]:
 @lru_cache(maxsize=None)
 def reference_outputs(name: str) -> dict[str, np.ndarray]:
     """The original's outputs in TensorFlow on those held-out inputs, once per process."""
-    from edgezoo.validate.runners.tensorflow import run_reference
+    from edgezoo.zoo.reference import run_reference
 
     return run_reference(loaded(name), heldout_inputs(name))
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 import edgezoo
-from edgezoo.converter import converter_for
-from edgezoo.converter.base import Artifact, ConversionRequest, FormatOptions, Quantization
+from edgezoo.formats import converter_for
+from edgezoo.formats.base import Artifact, ConversionRequest, FormatOptions, Quantization
 from edgezoo.targets import resolve_profile
 from edgezoo.validate import ParityReport, check_parity
-from edgezoo.validate.runners.tensorflow import run_reference
+from edgezoo.zoo.reference import run_reference
 
 # The built-in profile whose tolerances each runtime is held to.
 PROFILE_OF_RUNTIME = {"onnxruntime": "onnx", "tfjs-node": "browser", "tfjs-browser": "browser"}

@@ -6,9 +6,9 @@ import urllib.request
 
 import pytest
 
-from edgezoo.converter.base import Quantization
+from edgezoo.formats.base import Quantization
 from edgezoo.pipeline import resolve_targets
-from edgezoo.validate.runners import tfjs_browser
+from edgezoo.formats.tfjs import run_browser as tfjs_browser
 from tests.conftest import run_edgezoo
 from tests.edge_formats import assert_caught, convert, copy_artifact, parity, tampered_tfjs_copy
 

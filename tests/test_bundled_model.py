@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from edgezoo.validate.runners.tensorflow import run_reference
+from edgezoo.zoo.reference import run_reference
 from edgezoo.zoo.bundled import bundled_models
 
 

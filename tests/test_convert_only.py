@@ -1,12 +1,12 @@
-"""Conversion-only jobs (edgezoo/jobs/convert_only.py, the runner as the benchmark measures it against the official
+"""Conversion-only jobs (bench/convert_only.py, the runner as the benchmark measures it against the official
 tools): the real runner's worker processes convert, nothing is checked, and nothing says it was."""
 
 from __future__ import annotations
 
 import json
 
-from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
-from edgezoo.jobs import convert_only
+from edgezoo.formats.tflite.flatbuffer import read_flatbuffer
+from bench import convert_only
 
 
 def test_conversion_only_jobs_convert_in_workers_and_claim_no_check(tmp_path):

@@ -55,7 +55,7 @@ def test_a_changed_cell_is_caught():
 
 @pytest.mark.parametrize("name", corpus.names())
 def test_corpus_model_is_healthy(name):
-    from edgezoo.validate.runners.tensorflow import run_reference
+    from edgezoo.zoo.reference import run_reference
 
     entry = corpus.corpus_model(name)
     meta, model, data = entry.meta, corpus.loaded(name), entry.data()
@@ -79,7 +79,7 @@ def test_corpus_model_is_healthy(name):
 
 def test_classifiers_decide_more_than_one_class():
     """A constant softmax (every class 1/N, or one class for every input) would make top-1 agreement meaningless."""
-    from edgezoo.validate.runners.tensorflow import run_reference
+    from edgezoo.zoo.reference import run_reference
 
     classifiers = [name for name in corpus.names() if corpus.corpus_model(name).meta["task"] == "classification"]
     assert len(classifiers) >= 3

@@ -13,10 +13,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edgezoo.converter.base import ConversionRequest, Quantization
+from edgezoo.formats.base import ConversionRequest, Quantization
 from edgezoo.targets import resolve_profile
 from edgezoo.validate import compare_outputs
-from edgezoo.validate.runners import litert
+from edgezoo.formats.tflite import run_litert as litert
 from tests import corpus
 from tests.tamper import scale_tflite_weights, tamper_tflite_weights
 
@@ -27,7 +27,7 @@ INT8 = resolve_profile("phone").tolerance_for(Quantization.INT8)  # the loosest 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
     """name -> (float32 artifact, reference outputs, held-out inputs), converted once for the module."""
-    from edgezoo.converter import tflite
+    from edgezoo.formats.tflite import convert as tflite
     from edgezoo.targets.constraints import prepare_model
 
     phone = resolve_profile("phone")

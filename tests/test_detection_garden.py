@@ -56,7 +56,7 @@ def test_a_garden_exported_detector_loads_as_a_detector_and_matches_edgezoos_exp
     garden = run_signature(model.saved_model_dir, "serving_default", {"inputs": heldout})
     assert np.max(garden["detection_boxes"]) > 2  # pixels, as the Garden writes them
     ours = task.run_reference(bundled, {"images": heldout}).v2
-    tolerance = resolve_profile("onnx").tolerance_for(__import__("edgezoo").converter.base.Quantization.FLOAT32)
+    tolerance = resolve_profile("onnx").tolerance_for(__import__("edgezoo.formats.base").formats.base.Quantization.FLOAT32)
     parity, pictures = detection_report(ours, garden, runtime="tensorflow", tolerance=tolerance,
                                         score_threshold=task.score_threshold(bundled), image_size=task.image_size(model))
     detections = parity.outputs[0]
@@ -158,7 +158,7 @@ def test_parity_on_a_random_weight_garden_detector_refuses_to_mean_anything(gard
     """Without a checkpoint the weights are random: the original detects nothing on the shapes images, and the check
     says so instead of passing (an artifact that also finds nothing would otherwise match it perfectly)."""
     from edgezoo.targets import resolve_profile
-    from edgezoo.converter.base import Quantization
+    from edgezoo.formats.base import Quantization
     from edgezoo.tasks import detection as task
     from edgezoo.validate.detection import detection_report
 

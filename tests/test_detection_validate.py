@@ -167,7 +167,7 @@ def test_the_device_scripts_detection_matching_agrees_with_edgezoos():
 
 def test_an_output_map_is_refused_for_a_detector_with_what_to_do(phone_detector, tmp_path):
     from edgezoo.errors import UsageError
-    from edgezoo.validate.standalone import ValidateOptions, validate_artifact
+    from edgezoo.validate_artifact import ValidateOptions, validate_artifact
 
     options = ValidateOptions(out_dir=tmp_path, output_map={"detection_boxes": "detection_scores"})
     with pytest.raises(UsageError, match="matched by name") as raised:

@@ -160,7 +160,7 @@ def test_check_parity_runs_onnx_models_on_onnxruntime(converted, tmp_path):
 BROWSER_SCRIPT = """
 import json, sys
 from playwright.sync_api import sync_playwright
-from edgezoo.validate.runners.tfjs_browser import CHROMIUM, CHROMIUM_FLAGS, LoopbackServer
+from edgezoo.formats.tfjs.run_browser import CHROMIUM, CHROMIUM_FLAGS, LoopbackServer
 
 server = LoopbackServer()
 server.mount("/", __import__("pathlib").Path(sys.argv[1]))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import edgezoo
-from edgezoo.reports import diagnostics as diag
+from edgezoo import diagnostics as diag
 from tests.edge_formats import save_module
 
 
@@ -156,13 +156,13 @@ def _boom(*args, **kwargs):
 # Each diagnostic, by the function it runs and the name the report gives it.
 INJECTED = [
     ("edgezoo.quantize.measure.trace", diag.TRACE),
-    ("edgezoo.converter.tflite_selective.weight_only", diag.WEIGHTS),
-    ("edgezoo.converter.tflite_selective.range_moved", diag.DRIFT),
+    ("edgezoo.formats.tflite.selective.weight_only", diag.WEIGHTS),
+    ("edgezoo.formats.tflite.selective.range_moved", diag.DRIFT),
     ("edgezoo.quantize.measure.layer_effects", diag.LAYERS),
     ("edgezoo.quantize.measure.with_solo_effects", diag.SOLO),
     ("edgezoo.quantize.loop.advise", diag.ADVICE),
-    ("edgezoo.pipeline.footprint", diag.FOOTPRINT),
-    ("edgezoo.pipeline.write_target_html", diag.HTML),
+    ("edgezoo.target_run.footprint", diag.FOOTPRINT),
+    ("edgezoo.target_run.write_target_html", diag.HTML),
 ]
 
 
@@ -213,7 +213,7 @@ def test_the_float_fallback_bisects_in_graph_order_when_the_ranking_is_unavailab
 def test_the_fallback_that_cannot_build_its_mixes_keeps_the_plain_artifact(gates, tmp_path, monkeypatch):
     from tests.test_keep_float import strict_profile
 
-    monkeypatch.setattr("edgezoo.converter.tflite_selective.mixed_artifact", _boom)
+    monkeypatch.setattr("edgezoo.formats.tflite.selective.mixed_artifact", _boom)
     result = edgezoo.convert(gates, targets=(str(strict_profile(tmp_path)),), out_dir=tmp_path / "out")
     (row,) = result.targets
     assert row.failure is None and row.exit_code == 1 and row.artifact.path.exists()

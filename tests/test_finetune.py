@@ -60,7 +60,7 @@ def held_out_split(finetuned, digit_folder):
 
 def test_trained_model_beats_chance_on_every_runtime_and_the_table_is_measured(finetuned, held_out_split):
     """Accuracy per runtime recomputed here from each artifact's outputs on its runtime against the true labels."""
-    from edgezoo.validate.runners import runner_for
+    from edgezoo.formats import runner_for
 
     result, epochs = finetuned
     assert result.exit_code == 0, result.to_json()["conversion"]
@@ -86,7 +86,7 @@ def test_trained_model_beats_chance_on_every_runtime_and_the_table_is_measured(f
 
 def test_the_exported_model_takes_raw_pixels_and_is_a_zoo_source(finetuned, held_out_split):
     import edgezoo
-    from edgezoo.validate.runners.tensorflow import run_reference
+    from edgezoo.zoo.reference import run_reference
 
     result, _ = finetuned
     model = edgezoo.load(str(result.model.saved_model_dir))  # a zoo source like any other
@@ -102,7 +102,7 @@ def test_the_exported_model_takes_raw_pixels_and_is_a_zoo_source(finetuned, held
 
 
 def test_a_broken_artifact_loses_accuracy_and_parity(finetuned, held_out_split, tmp_path):
-    from edgezoo.converter.base import Artifact
+    from edgezoo.formats.base import Artifact
     from edgezoo.transfer.accuracy import artifact_accuracy, run_outputs
     from edgezoo.targets.profile import Tolerance
     from edgezoo.validate import compare_outputs

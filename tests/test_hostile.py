@@ -17,7 +17,7 @@ import edgezoo
 from edgezoo import _tf
 from edgezoo.calibration import load_calibration
 from edgezoo.errors import CalibrationDataError, CorruptModelError, UnsafeModelError
-from edgezoo.validate.standalone import ValidateOptions, validate_artifact
+from edgezoo.validate_artifact import ValidateOptions, validate_artifact
 from edgezoo.zoo.safety import TRUST_HINT
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from edgezoo import _processes
-from edgezoo.jobs import convert_only
+from bench import convert_only
 from tests.conftest import REPO
 
 SERVER = "edgezoo.jobs.forkserver"  # in the command line of the server and of the workers it forks (fork, no exec)
@@ -120,7 +120,7 @@ def test_a_run_killed_with_sigkill_takes_its_job_server_and_workers_with_it(tmp_
     server stops its worker and ends; nothing of the run is left running."""
     pids = tmp_path / "pids"
     pids.mkdir()
-    script = f"from edgezoo.jobs import convert_only; convert_only.run('digits-cnn', None, ('phone',), {str(tmp_path / 'out')!r}, jobs=1)"
+    script = f"from bench import convert_only; convert_only.run('digits-cnn', None, ('phone',), {str(tmp_path / 'out')!r}, jobs=1)"
     env = {**os.environ, "EDGEZOO_TEST_JOB_FAULT": "phone:hang", "EDGEZOO_TEST_JOB_PIDS": str(pids), "PYTHONPATH": str(REPO)}
     run = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            start_new_session=True)

@@ -11,7 +11,7 @@ import json
 import pytest
 
 import edgezoo
-from edgezoo.converter import tflite_precision
+from edgezoo.formats.tflite import precision as tflite_precision
 from edgezoo.errors import TargetConstraintError, UsageError
 
 STRICT_SNR_DB = 50.0

@@ -64,7 +64,7 @@ def photo_app(photos, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tensorflow_answers(photo_app, photos):
     """The original's probabilities in TensorFlow on the middle of each photograph, preprocessed as the model records it."""
-    from edgezoo.validate.runners.tensorflow import run_reference
+    from edgezoo.zoo.reference import run_reference
 
     model = photo_app.model
     images = photo_classifier.test_images(photos)
@@ -102,7 +102,7 @@ def _without_metadata(data: bytes) -> bytes:
     """The flatbuffer with its TFLITE_METADATA entry dropped and the associated files' zip cut off."""
     import flatbuffers
 
-    from edgezoo.converter.tflite_flatbuffer import _schema
+    from edgezoo.formats.tflite.flatbuffer import _schema
 
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)

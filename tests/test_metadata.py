@@ -13,15 +13,20 @@ import subprocess
 import numpy as np
 import pytest
 
-from edgezoo.converter.base import ConversionRequest, Quantization
-from edgezoo.metadata import ModelFacts, embed, pixel_normalization
-from edgezoo.metadata import tflite as tflite_metadata
+from edgezoo.formats.base import ConversionRequest, Quantization
+from edgezoo.formats.metadata import ModelFacts, embed, pixel_normalization
+from edgezoo.formats.tflite import metadata as tflite_metadata
 from edgezoo.zoo.base import Preprocessing
-from edgezoo.zoo.keras_apps import preprocessing_for
+from edgezoo.zoo.keras_apps import FAMILY_PREPROCESSING, catalog
 from tests.conftest import REPO
 from tests.test_device_check import _copy_to_device, _on_device, device_python  # noqa: F401 (the device's Python)
 
-NODE_READER = REPO / "edgezoo" / "validate" / "js" / "read_metadata.mjs"
+NODE_READER = REPO / "edgezoo" / "formats" / "tfjs" / "js" / "read_metadata.mjs"
+
+
+def preprocessing_for(architecture: str):
+    """The preprocessing keras:ARCHITECTURE is loaded with: its family's (the catalog names each architecture's module)."""
+    return FAMILY_PREPROCESSING[catalog()[architecture]["module"]]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +59,7 @@ def test_normalisation_maps_8_bit_pixels_to_the_models_input(preprocessing, chan
 @pytest.fixture(scope="module")
 def raw_and_embedded(digits, digits_data, tmp_path_factory):
     """digits-cnn converted by the TFLite converter alone (no metadata), and a copy with edgezoo's metadata written in."""
-    from edgezoo.converter import tflite
+    from edgezoo.formats.tflite import convert as tflite
 
     pairs = {}
     for quantization in (Quantization.FLOAT16, Quantization.INT8):
@@ -69,7 +74,7 @@ def raw_and_embedded(digits, digits_data, tmp_path_factory):
 
 @pytest.mark.parametrize("quantization", ["float16", "int8"])
 def test_metadata_leaves_litert_outputs_bit_identical(raw_and_embedded, digits_data, quantization):
-    from edgezoo.validate.runners import litert
+    from edgezoo.formats.tflite import run_litert as litert
 
     raw_path, artifact = raw_and_embedded[quantization]
     assert artifact.path.stat().st_size - raw_path.stat().st_size == artifact.details["metadata_bytes"] > 0
@@ -196,20 +201,23 @@ def test_facts_carry_no_time_and_no_labels_for_a_model_without_them(digits):
     assert unlabelled.labels is None and unlabelled.labels_text() == ""
 
 
-def test_every_format_has_a_reader_and_a_metadata_writer():
+def test_every_format_folder_has_its_converter_reader_metadata_and_runners():
+    """One folder per format with the same file names (edgezoo/formats/__init__.py), each registered once."""
     from pathlib import Path
 
-    from edgezoo import artifacts, metadata
-    from edgezoo.converter import FORMAT_MODULES
+    import edgezoo.formats as formats
 
-    assert set(artifacts.READER_MODULES) == set(metadata.WRITER_MODULES) == set(FORMAT_MODULES)
-    for package, registry, names in ((artifacts, artifacts.READER_MODULES, ("FORMAT", "TARGET", "matches", "read")),
-                                     (metadata, metadata.WRITER_MODULES, ("FORMAT", "WHERE", "write", "read"))):
-        modules = {p.stem for p in Path(package.__file__).parent.glob("*.py")} - {"__init__", "inspection"}
-        assert {name.rsplit(".", 1)[1] for name in registry.values()} == modules
-        for format_name, module_name in registry.items():
-            module = __import__(module_name, fromlist=["FORMAT"])
-            assert module.FORMAT == format_name and all(hasattr(module, name) for name in names)
+    folders = {p.parent.name for p in Path(formats.__file__).parent.glob("*/convert.py")}
+    assert folders == set(formats.FORMATS)
+    for format_name in formats.FORMATS:
+        for part, names in (("convert", ("FORMAT", "convert")), ("inspect", ("FORMAT", "TARGET", "matches", "read")),
+                            ("metadata", ("FORMAT", "WHERE", "write", "read"))):
+            module = formats.part(format_name, part)
+            assert module.FORMAT == format_name and all(hasattr(module, name) for name in names), (format_name, part)
+    runners = {(p.parent.name, p.stem) for p in Path(formats.__file__).parent.glob("*/run_*.py")}
+    assert runners == set(formats.RUNTIMES.values())
+    for runtime in formats.RUNTIMES:
+        assert formats.runner_for(runtime).RUNTIME == runtime
 
 
 # --- one grayscale channel ---------------------------------------------------------------------------
@@ -231,9 +239,9 @@ def test_a_one_channel_hdf5_model_is_grayscale_in_every_format_and_report(tmp_pa
     """A Keras 2-era .hdf5 with one input channel and no preprocessing of its own: TFLite metadata ColorSpace GRAYSCALE
     (2), ONNX and TF.js metadata and report.json say grayscale, and the HTML report's preprocessing line too."""
     import edgezoo
-    from edgezoo.converter import tfjs
-    from edgezoo.metadata import onnx as onnx_metadata
-    from edgezoo.metadata import tfjs as tfjs_metadata
+    from edgezoo.formats.tfjs import convert as tfjs
+    from edgezoo.formats.onnx import metadata as onnx_metadata
+    from edgezoo.formats.tfjs import metadata as tfjs_metadata
     from tests.legacy_hdf5 import gray_images, make_gray_hdf5
 
     model = edgezoo.load(str(make_gray_hdf5(tmp_path)))

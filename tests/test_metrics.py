@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgezoo.converter.base import Quantization
+from edgezoo.formats.base import Quantization
 from edgezoo.targets import builtin_profiles, resolve_profile
 from edgezoo.validate import metrics
 from edgezoo.validate.parity import compare_outputs

@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 
 import edgezoo
-from edgezoo.converter.base import ConversionRequest, Quantization
-from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
+from edgezoo.formats.base import ConversionRequest, Quantization
+from edgezoo.formats.tflite.flatbuffer import read_flatbuffer
 from edgezoo.errors import RuntimeFailure, TargetConstraintError
-from edgezoo.targets import resolve_profile, tflm_ops
+from edgezoo.targets import resolve_profile
+from edgezoo.formats.tflite import tflm_ops
 from edgezoo.validate import check_parity
-from edgezoo.validate.runners import tflm
-from edgezoo.validate.runners.tensorflow import run_reference
+from edgezoo.formats.tflite import run_tflm as tflm
+from edgezoo.zoo.reference import run_reference
 
 MOBILENET_INPUT = (32, 32, 3)
 
@@ -290,7 +291,7 @@ def test_keras_application_with_a_dynamic_batch_is_fixed_to_one_and_runs_on_tflm
 def test_a_tflm_crash_becomes_a_reported_failure(mobilenet, tmp_path):
     """The untrained MobileNet's int8 model makes TFLM abort its process; edgezoo reports it and goes on."""
     from edgezoo.calibration import load_calibration
-    from edgezoo.converter import converter_for
+    from edgezoo.formats import converter_for
 
     model = edgezoo.load(str(mobilenet / "untrained"))
     data = load_calibration(mobilenet / "images.npz", model)

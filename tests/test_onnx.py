@@ -8,8 +8,8 @@ import onnx
 import pytest
 
 import edgezoo
-from edgezoo.converter import onnx as onnx_converter
-from edgezoo.converter.base import Quantization
+from edgezoo.formats.onnx import convert as onnx_converter
+from edgezoo.formats.base import Quantization
 from edgezoo.errors import TargetConstraintError, TargetProfileError
 from tests.edge_formats import assert_caught, convert, log_gamma_model, parity, two_heads_parity
 from tests.tamper import tamper_onnx_weights

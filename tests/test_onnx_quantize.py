@@ -62,7 +62,7 @@ def test_a_broken_int8_onnx_model_fails_parity(cells, tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    from edgezoo.converter.base import Artifact
+    from edgezoo.formats.base import Artifact
     from edgezoo.targets import resolve_profile
     from edgezoo.validate import check_parity
 

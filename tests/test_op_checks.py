@@ -15,13 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgezoo.converter import converter_for, tfjs
-from edgezoo.converter.base import Artifact, ConversionRequest, Quantization
-from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
+from edgezoo.formats import converter_for
+from edgezoo.formats.tfjs import convert as tfjs
+from edgezoo.formats.base import Artifact, ConversionRequest, Quantization
+from edgezoo.formats.tflite.flatbuffer import read_flatbuffer
 from edgezoo.errors import RuntimeFailure, TargetConstraintError
-from edgezoo.targets import op_check, resolve_profile, tflm_ops
+from edgezoo.targets import op_check, resolve_profile
+from edgezoo.formats.tflite import tflm_ops
 from edgezoo.validate import check_parity
-from edgezoo.validate.runners import tflm
+from edgezoo.formats.tflite import run_tflm as tflm
 from tests.conftest import REPO
 from tests.edge_formats import assert_caught, convert, log_gamma_model, parity, reference, save_module, tampered_tfjs_copy
 
@@ -178,9 +180,9 @@ def test_log_in_an_int8_microcontroller_model_is_refused_before_conversion(cli, 
 def spectrogram_int8(spectrogram, tmp_path_factory):
     """The model converted to full-integer int8 with int8 input and output at batch 1, as for the microcontroller."""
     from edgezoo.calibration import synthetic
-    from edgezoo.targets.static_shape import fix_batch
+    from edgezoo.targets.static_shape import batch_shapes, fix_shapes
 
-    model = fix_batch(spectrogram, 1)
+    model = fix_shapes(spectrogram, batch_shapes(spectrogram, 1))
     request = ConversionRequest(quantization=Quantization.INT8, calibration=synthetic(model), integer_io=True)
     return converter_for("tflite").convert(model, request, tmp_path_factory.mktemp("spectrogram_int8"))
 
@@ -220,7 +222,7 @@ def test_node_failures_are_read_from_the_last_attempt_only():
 def test_the_int8_table_was_probed_on_the_installed_tflite_micro():
     table = tflm_ops.int8_kernels()
     assert table["tflite_micro_version"] == version("tflite-micro"), (
-        f"edgezoo/targets/tflm_int8_kernels.json was probed on tflite-micro {table['tflite_micro_version']}, but "
+        f"edgezoo/formats/tflite/tflm_int8_kernels.json was probed on tflite-micro {table['tflite_micro_version']}, but "
         f"{version('tflite-micro')} is installed. Regenerate it: {tflm_ops.PROBE_COMMAND}"
     )
     registered = tflm_ops.supported_ops() - set(tflm_ops.CUSTOM_OPS)

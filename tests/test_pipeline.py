@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import edgezoo
-from edgezoo.converter.base import Quantization
+from edgezoo.formats.base import Quantization
 from edgezoo.output import _umask
 from edgezoo.targets import resolve_profile
 from edgezoo.validate import check_parity
-from edgezoo.validate.runners.tensorflow import run_reference
+from edgezoo.zoo.reference import run_reference
 from tests.tamper import tamper_tflite_weights
 
 REPORT_KEYS = {"schema_version", "model", "target", "format", "quantization", "artifact", "parity"}

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from edgezoo.errors import UsageError
-from edgezoo.placement import place, placers
-from edgezoo.placement import onnx as onnx_placement
-from edgezoo.placement import tfjs, tflite_gpu, tflm
+from edgezoo.formats.placement import place, placers
+from edgezoo.formats.onnx import placement as onnx_placement
+from edgezoo.formats.tfjs import placement as tfjs
+from edgezoo.formats.tflite import placement as tflite_gpu, placement_tflm as tflm
 
 
 def _tf():
@@ -117,7 +118,7 @@ def test_partitions_follow_dependencies_not_positions():
 
 
 def test_analyzer_output_is_parsed(float_conv):
-    from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
+    from edgezoo.formats.tflite.flatbuffer import read_flatbuffer
 
     text = tflite_gpu.analyzer_text(float_conv)
     report = tflite_gpu.parse_analyzer(text)

@@ -51,7 +51,7 @@ def test_pruning_reaches_the_asked_sparsity(runs):
 
 
 def test_pruned_artifact_gzips_smaller(runs):
-    from edgezoo.converter.prune import gzip_size
+    from edgezoo.quantize.prune import gzip_size
 
     pruned, plain, _ = runs
     section = pruned.targets[0].report["pruning"]
@@ -65,7 +65,7 @@ def test_parity_is_checked_after_pruning(runs, digits):
     from edgezoo.options import ConvertOptions
     from edgezoo.targets import resolve_profile
     from edgezoo.validate import check_parity
-    from edgezoo.validate.runners.tensorflow import run_reference
+    from edgezoo.zoo.reference import run_reference
 
     pruned, _, images = runs
     target = pruned.targets[0]

@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from edgezoo.converter import tflite, tflite_precision, tflite_selective
-from edgezoo.converter.base import Quantization
+from edgezoo.formats.tflite import convert as tflite, precision as tflite_precision, selective as tflite_selective
+from edgezoo.formats.base import Quantization
 from edgezoo.quantize import measure
 from tests import corpus
 
@@ -41,8 +41,8 @@ def test_float_end_reproduces_the_float32_artifact(name, tmp_path):
     """Every op the quantiser can quantise left in float gives the float32 artifact's parity back (within 1 dB): the
     fallback's search can always reach the float end. TFLite's own denylist cannot (audio-convspec: 49 dB against 133)."""
     from edgezoo.calibration import CalibrationSettings, load_calibration
-    from edgezoo.converter.base import ConversionRequest
-    from edgezoo.validate.runners.tensorflow import run_reference
+    from edgezoo.formats.base import ConversionRequest
+    from edgezoo.zoo.reference import run_reference
 
     model = _float32_model(name)
     entry = corpus.corpus_model(name)
@@ -136,7 +136,7 @@ def test_fallback_search_is_bounded_and_each_step_read_back(tmp_path):
 
 def test_a_model_whose_int8_passes_is_left_alone(tmp_path):
     """audio-logmel's int8 passes outright: no per-layer measurement, no fallback step, the converter's own artifact."""
-    from edgezoo.converter.base import ConversionRequest
+    from edgezoo.formats.base import ConversionRequest
 
     cell, done = corpus.convert_cell("audio-logmel", "phone", tmp_path, quantize="int8")
     assert cell.verdict == "pass", cell.reason

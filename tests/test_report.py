@@ -16,7 +16,7 @@ import pytest
 from edgezoo.reports.json_report import RUN_SUMMARY_KIND, TARGET_REPORT_KIND, schema_for
 from edgezoo.validate import check_parity, metrics
 from edgezoo.reports.target_page import render_target_report
-from edgezoo.validate.runners.tensorflow import run_reference
+from edgezoo.zoo.reference import run_reference
 from tests.conftest import EVERY_RUNTIME
 from tests.headless import ink, screenshot
 from tests.tamper import tamper_tflite_weights

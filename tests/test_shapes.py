@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import edgezoo
-from edgezoo.converter.base import Artifact, ConversionRequest, Quantization
+from edgezoo.formats.base import Artifact, ConversionRequest, Quantization
 from edgezoo.errors import CalibrationDataError, TargetProfileError, UsageError
 from edgezoo.options import ConvertOptions
 
@@ -97,7 +97,7 @@ def test_litert_and_onnxruntime_resize_to_a_second_input_size(fcn, tmp_path):
     """Parity at a size the model never saw in calibration: 40x56 on the dynamic artifacts, and a fixed artifact refuses it."""
     from edgezoo.targets import resolve_profile
     from edgezoo.validate import check_parity
-    from edgezoo.validate.runners.tensorflow import run_reference
+    from edgezoo.zoo.reference import run_reference
     from tests.edge_formats import convert
 
     model, _, _ = fcn
@@ -120,7 +120,7 @@ def test_litert_and_onnxruntime_resize_to_a_second_input_size(fcn, tmp_path):
 def test_selective_quantisation_and_layer_measurement_on_the_dynamic_model(fcn, tmp_path):
     """ai-edge-quantizer's int8 model, a layer kept in float, and the per-layer measurement, at two input sizes."""
     from edgezoo.calibration import load_calibration
-    from edgezoo.converter import tflite, tflite_precision, tflite_selective
+    from edgezoo.formats.tflite import convert as tflite, precision as tflite_precision, selective as tflite_selective
     from edgezoo.quantize import measure
     from edgezoo.quantize.search import resolve_layers
 
@@ -147,8 +147,8 @@ def test_selective_quantisation_and_layer_measurement_on_the_dynamic_model(fcn, 
 def test_set_inputs_resizes_a_plain_interpreter_up_and_down(fcn):
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgezoo.converter.tflite import set_inputs
-    from edgezoo.validate.runners.tensorflow import run_reference
+    from edgezoo.formats.tflite.convert import set_inputs
+    from edgezoo.zoo.reference import run_reference
     from tests.edge_formats import convert
 
     model, _, _ = fcn

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from edgezoo.converter.base import Quantization
+from edgezoo.formats.base import Quantization
 from edgezoo.errors import TargetProfileError
 from edgezoo.targets import builtin_profiles, resolve_profile
 from edgezoo.targets.profile import SCHEMA, TOLERANCE_RANGES
-from edgezoo.targets import tflm_ops
+from edgezoo.formats.tflite import tflm_ops
 
 TARGETS_DIR = Path(__file__).resolve().parents[1] / "edgezoo" / "targets"
 

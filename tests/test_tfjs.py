@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from edgezoo.converter import tfjs
-from edgezoo.converter.base import Quantization
+from edgezoo.formats.tfjs import convert as tfjs
+from edgezoo.formats.base import Quantization
 from edgezoo.errors import TargetConstraintError, UsageError
-from edgezoo.validate.runners import tfjs_node
+from edgezoo.formats.tfjs import run_node as tfjs_node
 from tests.edge_formats import assert_caught, convert, copy_artifact, log_gamma_model, parity, tampered_tfjs_copy, two_heads_parity
 
 # TF.js weight type -> (edgezoo quantisation, the converter's options)

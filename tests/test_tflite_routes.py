@@ -1,4 +1,4 @@
-"""The TFLite conversion's two routes (converter/tflite_frozen.py): the frozen graph of the traced signature, whose
+"""The TFLite conversion's two routes (formats/tflite/frozen.py): the frozen graph of the traced signature, whose
 SignatureDef edgezoo writes, must give the model the SavedModel route gives, name for name; models whose composite ops
 or control flow only the SavedModel route fuses go that way."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgezoo.converter import tflite, tflite_frozen
-from edgezoo.converter.base import ConversionRequest, Quantization
+from edgezoo.formats.tflite import convert as tflite, frozen as tflite_frozen
+from edgezoo.formats.base import ConversionRequest, Quantization
 from tests import corpus
 
 
@@ -78,7 +78,7 @@ def test_int8_calibration_feeds_each_input_its_own_samples(tmp_path):
     (housing-regression: features [N, 8], location [N, 4]; fed the other way round they would not fit). The int8 model
     answers as the SavedModel route's does, within one quantisation step of each output."""
     from edgezoo.calibration import CalibrationSettings, load_calibration
-    from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
+    from edgezoo.formats.tflite.flatbuffer import read_flatbuffer
 
     model = corpus.loaded("housing-regression")
     entry = corpus.corpus_model("housing-regression")
@@ -102,3 +102,17 @@ def test_models_with_fused_composites_go_the_saved_model_way(name, because):
     model = load(name) if name == "shapes-detector" else corpus.loaded(name)
     assert because in tflite_frozen.why_not(model)
     assert tflite_frozen.why_not(corpus.loaded("tiny-mobilenet")) is None
+
+
+def test_the_report_keeps_why_the_frozen_route_was_not_used(tmp_path):
+    """gesture-lstm goes the SavedModel way (at batch 1, as every target converts its LSTM): the artifact's details
+    (report.json's artifact section) say why."""
+    from edgezoo.targets.static_shape import batch_shapes, fix_shapes
+
+    lstm = corpus.loaded("gesture-lstm")
+    artifact = tflite.convert(fix_shapes(lstm, batch_shapes(lstm, 1)), ConversionRequest(Quantization.FLOAT32), tmp_path)
+    assert artifact.details["conversion_route"] == tflite_frozen.ROUTE_SAVED_MODEL
+    assert "api_implements" in artifact.details["frozen_route_not_used"]
+    (tmp_path / "f").mkdir()
+    frozen = tflite.convert(corpus.loaded("tiny-mobilenet"), ConversionRequest(Quantization.FLOAT32), tmp_path / "f")
+    assert frozen.details["conversion_route"] == tflite_frozen.ROUTE_FROZEN and "frozen_route_not_used" not in frozen.details

@@ -10,12 +10,12 @@ import jsonschema
 import pytest
 
 from edgezoo import _tf
-from edgezoo.converter.base import Quantization
+from edgezoo.formats.base import Quantization
 from edgezoo.errors import UsageError
 from edgezoo.targets import resolve_profile
 from edgezoo.reports.json_report import TARGET_REPORT_KIND, schema_for
 from edgezoo.validate.matching import plan_outputs
-from edgezoo.validate.standalone import ValidateOptions, validate_artifact
+from edgezoo.validate_artifact import ValidateOptions, validate_artifact
 from tests.tamper import tamper_onnx_weights, tamper_tflite_weights
 
 

@@ -16,7 +16,7 @@ from edgezoo import _tf
 from edgezoo.errors import UsageError
 from edgezoo.reports.json_report import TARGET_REPORT_KIND, schema_for
 from edgezoo.validate import matching
-from edgezoo.validate.standalone import ValidateOptions, validate_artifact
+from edgezoo.validate_artifact import ValidateOptions, validate_artifact
 from tests.edge_formats import save_module
 
 
@@ -161,7 +161,7 @@ def test_a_wrong_output_map_fails_parity(foreign, tmp_path, cli):
 
 def test_a_broken_artifact_still_fails_and_doubtful_matches_are_flagged(foreign, tmp_path):
     """Values pick the least-bad pairing of a scrambled model: it still fails, and the matching says loudly it is unsure."""
-    from edgezoo.pipeline import Feedback
+    from edgezoo.target_run import Feedback
 
     scrambled = tmp_path / "pair_scrambled.onnx"
     _scramble_onnx(foreign["folder"] / "pair.onnx", scrambled)

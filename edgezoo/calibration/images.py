@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.calibration.dataset import CalibrationSet, CalibrationSettings, build_set
+from edgezoo.calibration.sets import CalibrationSet, CalibrationSettings, build_set
 from edgezoo.errors import CalibrationDataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")

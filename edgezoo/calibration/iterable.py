@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgezoo.calibration.dataset import CalibrationSet, CalibrationSettings, build_set, match_inputs
+from edgezoo.calibration.sets import CalibrationSet, CalibrationSettings, build_set, match_inputs
 from edgezoo.errors import CalibrationDataError
 
 WHERE = "calibration iterable"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo import _tf
-from edgezoo.calibration.dataset import CalibrationSet, CalibrationSettings, build_set
+from edgezoo.calibration.sets import CalibrationSet, CalibrationSettings, build_set
 from edgezoo.calibration.images import decode_image, preprocess_pixels
 from edgezoo.errors import CalibrationDataError
 

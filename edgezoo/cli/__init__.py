@@ -21,13 +21,13 @@ COMMANDS = (convert, build, finetune, validate, bench, inspect, zoo, targets)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import edgezoo
+    from edgezoo.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="edgezoo",
         description="Take pretrained models from a zoo to edge devices (TFLite, TF.js, ONNX) and prove parity on the real runtime.",
     )
-    parser.add_argument("--version", action="version", version=f"edgezoo {edgezoo.__version__}")
+    parser.add_argument("--version", action="version", version=f"edgezoo {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add(subparsers)
@@ -59,7 +59,7 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
     signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
     for other in STOP_SIGNALS:
         signal.signal(other, signal.SIG_IGN)
-    from edgezoo.validate.runners import tfjs_browser
+    from edgezoo.formats.tfjs import run_browser as tfjs_browser
 
     tfjs_browser.forget_shared_session()  # its driver is stopped below; closing it at exit would wait for a dead process
     _processes.stop_descendants()

@@ -7,7 +7,7 @@ from edgezoo.cli.flags import common_flags, job_flags, name_value, zoo_access_fl
 
 
 def add(subparsers) -> None:
-    from edgezoo.converter.base import AutoPreference, Quantization, QuantizationRequest
+    from edgezoo.formats.base import AutoPreference, Quantization, QuantizationRequest
 
     parser = subparsers.add_parser(
         "convert",
@@ -57,7 +57,7 @@ def run(args, console: Console) -> int:
     import edgezoo
     from edgezoo.options import ConvertOptions, from_namespace
     from edgezoo.output import safe_name
-    from edgezoo.pipeline import Feedback
+    from edgezoo.target_run import Feedback
 
     options = from_namespace(ConvertOptions, args)  # the flags' destinations are the options' field names
     result = edgezoo.convert(args.source, options, feedback=Feedback(step=console.step, warn=console.warn, progress=console.progress))
@@ -85,7 +85,7 @@ def run(args, console: Console) -> int:
 
 def optimisation_lines(report: dict) -> list[str]:
     """Pruning and int8 fallback lines, when the run did either."""
-    from edgezoo.converter import prune
+    from edgezoo.quantize import prune
     from edgezoo.quantize import suggest
     from edgezoo.quantize.loop import summary_lines
 

@@ -73,7 +73,7 @@ def run(args, console: Console) -> int:
     import edgezoo
     from edgezoo.transfer import FinetuneOptions
     from edgezoo.options import from_namespace
-    from edgezoo.pipeline import Feedback
+    from edgezoo.target_run import Feedback
 
     options = from_namespace(FinetuneOptions, args)  # the flags' destinations are the options' field names
     result = edgezoo.finetune(args.source, options, feedback=Feedback(step=console.step, warn=console.warn, progress=console.progress),

@@ -20,7 +20,7 @@ def add(subparsers) -> None:
 
 
 def run(args, console: Console) -> int:
-    from edgezoo.artifacts.inspection import describe, inspect
+    from edgezoo.reports.inspection import describe, inspect
 
     data = inspect(args.artifact)
     console.result(data, describe(data))

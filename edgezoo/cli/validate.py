@@ -8,7 +8,7 @@ from edgezoo.cli.flags import common_flags, name_value, zoo_access_flags
 
 
 def add(subparsers) -> None:
-    from edgezoo.converter.base import Quantization
+    from edgezoo.formats.base import Quantization
 
     parser = subparsers.add_parser(
         "validate",
@@ -41,10 +41,10 @@ def add(subparsers) -> None:
 
 
 def run(args, console: Console) -> int:
-    from edgezoo.artifacts.inspection import metadata_lines
+    from edgezoo.reports.inspection import metadata_lines
     from edgezoo.options import from_namespace
-    from edgezoo.pipeline import Feedback
-    from edgezoo.validate.standalone import ValidateOptions, validate_artifact
+    from edgezoo.target_run import Feedback
+    from edgezoo.validate_artifact import ValidateOptions, validate_artifact
 
     options = from_namespace(ValidateOptions, args)
     feedback = Feedback(step=console.step, warn=console.warn, progress=console.progress)

@@ -18,7 +18,7 @@ from typing import Callable
 from edgezoo.errors import UsageError
 from edgezoo.jobs.package import Job, JobOutcome
 
-__all__ = ["EXECUTOR_MODULES", "ExecutorSettings", "Job", "JobOutcome", "executor_for", "run_jobs"]
+__all__ = ["EXECUTOR_MODULES", "ExecutorSettings", "Job", "JobOutcome", "check_executor", "executor_for", "run_jobs"]
 
 # A new executor: one module with run(jobs, settings, on_event) -> list[JobOutcome], plus one line here.
 EXECUTOR_MODULES = {
@@ -46,9 +46,14 @@ class ExecutorSettings:
         return max(1, (os.cpu_count() or 1) // max(1, self.jobs))
 
 
-def executor_for(name: str):
+def check_executor(name: str) -> None:
+    """An executor's name is known, checked where options are made (before any slow work) and where one is used."""
     if name not in EXECUTOR_MODULES:
         raise UsageError(f"unknown executor '{name}'; known: {', '.join(EXECUTOR_MODULES)}.")
+
+
+def executor_for(name: str):
+    check_executor(name)
     return importlib.import_module(EXECUTOR_MODULES[name])
 
 

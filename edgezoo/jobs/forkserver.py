@@ -56,7 +56,7 @@ def _import_for_jobs() -> None:
     _tf.set_verbose(os.environ.get("EDGEZOO_VERBOSE") == "1")
     _tf.configure_environment()
     os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")  # tensorflowjs imports tensorflow_decision_forests
-    import edgezoo.pipeline  # noqa: F401
+    import edgezoo.target_run  # noqa: F401 (what a job runs)
 
     _tf.tf()
     with _tf.quiet_native_output():

@@ -261,7 +261,7 @@ def _collect(entry: _Running, settings) -> JobOutcome:
 def failed_outcome(job: Job, reason: str, seconds: float | None, worker: str | None, notes: tuple[str, ...] = ()) -> JobOutcome:
     """The outcome of a job whose worker gave none: a ConversionError (exit 4) that says why, for that job alone."""
     from edgezoo.errors import ConversionError
-    from edgezoo.pipeline import TargetFailure, TargetResult
+    from edgezoo.target_run import TargetFailure, TargetResult
 
     quantization = (job.options.quantize or job.profile.quantization).value
     error = ConversionError(f"{job.name}: {reason}; nothing was published for it, and the other jobs went on.")

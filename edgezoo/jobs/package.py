@@ -42,7 +42,7 @@ class Job:
     expected_peak: int  # bytes, for admission (jobs/memory.py)
     key: str | None = None  # the content key (build): written to the folder as KEY_FILE once it is published
     saved_model_dirs: tuple[Path, ...] = ()  # the SavedModels Prepared refers to: shipped to executors on other hosts
-    work: str = "target"  # "target": the pipeline's whole target; "convert-only": the conversion alone (jobs/convert_only.py)
+    work: str | None = None  # None: the target's whole work (target_run); else "PATH.py:function" run instead (jobs/worker.py)
 
 
 @dataclass(frozen=True)

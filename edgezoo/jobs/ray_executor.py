@@ -76,7 +76,7 @@ class JobActor:
         prepared = dataclasses.replace(prepared, model=_moved(prepared.model, moved),
                                        pruning=_moved_pruning(prepared.pruning, moved))
         job = dataclasses.replace(job, out_dir=work / "out", force=True)
-        worker._test_hook(job)
+        worker.run_hook(job)
         outcome = worker.run_job(job, prepared)
         node = f"ray node {_node_id()} pid {os.getpid()}"
         result = outcome.result

@@ -4,15 +4,24 @@ run_job in their own process).
 It reads the job from JOB_FILE, runs it and writes a JobOutcome to OUTCOME_FILE. SIGTERM and SIGINT unwind the job
 (its staging folder is removed) and stop the processes below it; if its parent (the job server) dies, the kernel sends
 it SIGTERM (PR_SET_PDEATHSIG).
+
+Two seams for code outside the product (bench/, tests/), both "PATH.py:function", loaded from that file:
+    Job.work               the work the worker runs instead of the target's: function(job, prepared) -> JobOutcome
+                           (bench/convert_only.py: conversion alone, for the benchmark against the official converters)
+    $EDGEZOO_JOB_HOOK      called with the job before it runs, in the worker (tests/job_faults.py: a job that aborts or hangs)
+Unset, as in every normal run, neither changes anything.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import resource
 import signal
 import time
 from pathlib import Path
+
+HOOK_VARIABLE = "EDGEZOO_JOB_HOOK"
 
 KEY_FILE = ".edgezoo-job-key"  # in a published target folder of a build: the content key it was made with
 
@@ -52,21 +61,19 @@ def peak_rss_bytes() -> int:
 
 def run_job(job, prepared=None):
     """Run one job in this process and return its JobOutcome. The target folder is published into job.out_dir."""
-    from edgezoo import pipeline
+    from edgezoo import target_run
     from edgezoo.jobs import package
     from edgezoo.output import OutputTree
 
-    from edgezoo.jobs import convert_only
-
-    if job.work == convert_only.WORK:
-        return convert_only.run_job(job, prepared)
+    if job.work is not None:
+        return load_function(job.work)(job, prepared)
     started = time.monotonic()
     prepared = prepared or package.read(job.prepared)
     warnings: list[str] = []
-    feedback = pipeline.Feedback(warn=warnings.append)
+    feedback = target_run.Feedback(warn=warnings.append)
     tree = OutputTree(job.out_dir, job.model_name, job.force)
     tree.model_dir.mkdir(parents=True, exist_ok=True)
-    result = pipeline._try_target(prepared.model, job.profile, job.options, prepared.data, prepared.reference, tree, feedback,
+    result = target_run.try_target(prepared.model, job.profile, job.options, prepared.data, prepared.reference, tree, feedback,
                                   prepared.pruning, folder=job.folder)
     if job.key is not None and result.failure is None:
         write_key(result.output_dir, job.key)
@@ -88,20 +95,24 @@ def read_key(folder: Path) -> str | None:
         return None
 
 
-def _test_hook(job) -> None:
-    """Tests only: EDGEZOO_TEST_JOB_FAULT="FOLDER:abort,MODEL/FOLDER:hang" makes the job of that target folder (of every
-    model, or of one model) abort, as a converter that calls abort() would, or hang, writing its pid to
-    $EDGEZOO_TEST_JOB_PIDS/FOLDER.pid first (for a test that kills it mid-run). Unset in every normal run."""
-    for fault in filter(None, os.environ.get("EDGEZOO_TEST_JOB_FAULT", "").split(",")):
-        folder, _, kind = fault.partition(":")
-        if folder not in (job.folder, job.name):  # a target folder of any model, or one cell: MODEL/FOLDER
-            continue
-        if kind == "abort":
-            os.abort()
-        if kind == "hang":
-            if os.environ.get("EDGEZOO_TEST_JOB_PIDS"):
-                (Path(os.environ["EDGEZOO_TEST_JOB_PIDS"]) / f"{folder}.pid").write_text(str(os.getpid()))
-            time.sleep(3600)
+def load_function(spec: str):
+    """The function named by "PATH.py:function" (the seams in this module's docstring), loaded from that file once."""
+    import sys
+
+    path, _, name = spec.rpartition(":")
+    module_name = f"edgezoo_seam_{Path(path).stem}"
+    if module_name not in sys.modules:
+        loaded = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(loaded)
+        sys.modules[module_name] = module  # before it runs: its dataclasses look their module up
+        loaded.loader.exec_module(module)
+    return getattr(sys.modules[module_name], name)
+
+
+def run_hook(job) -> None:
+    """$EDGEZOO_JOB_HOOK's function on the job, in the worker before the job runs (nothing when unset)."""
+    if os.environ.get(HOOK_VARIABLE):
+        load_function(os.environ[HOOK_VARIABLE])(job)
 
 
 def serve(job_path: str, outcome_path: str) -> int:
@@ -111,7 +122,7 @@ def serve(job_path: str, outcome_path: str) -> int:
 
     try:
         job = package.read(Path(job_path))
-        _test_hook(job)
+        run_hook(job)
         package.write(run_job(job), Path(outcome_path))
         return 0
     except Stopped as stop:

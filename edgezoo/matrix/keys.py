@@ -17,12 +17,12 @@ from edgezoo.jobs.worker import read_key
 
 
 def content_key(*, model, profile, options, data, folder: str) -> str:
-    import edgezoo
     from edgezoo.reports.reproducibility import fingerprint_inputs
+    from edgezoo.version import __version__
 
     quantization = options.quantize or profile.quantization
     inputs = fingerprint_inputs(model=model, profile=profile, quantization=quantization, options=options, data=data)
-    inputs.update({"edgezoo": edgezoo.__version__, "folder": folder, "explain_quantization": options.explain_quantization,
+    inputs.update({"edgezoo": __version__, "folder": folder, "explain_quantization": options.explain_quantization,
                    "suggest": options.suggest})
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 

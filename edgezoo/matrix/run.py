@@ -216,16 +216,15 @@ def _prepare_model(entry: ModelEntry, matrix: Matrix, options: BuildOptions, out
 
 
 def _prepare_group(model, name, group_options, members, profiles, entry, options, out_dir, jobs, on_event) -> None:
-    from edgezoo.pipeline import prepare_data
+    from edgezoo.pipeline import prepare, prepare_data
+    from edgezoo.target_run import Feedback
     from edgezoo.targets import static_shape
-    from edgezoo.tasks import task_for
 
     group_profiles = [profiles[cell.target] for cell, _ in members]
     shapes = static_shape.shapes_for_data(model, group_profiles, group_options.input_shapes)
     tree = OutputTree(out_dir, name, True)
     tree.check([])  # the folder can be written; staging left by dead processes removed
     data = prepare_data(model, group_options, shapes)
-    pruning = None
     todo = []
     for cell, cell_options in members:
         cell.key = keys.content_key(model=model, profile=profiles[cell.target], options=cell_options, data=data, folder=cell.folder)
@@ -237,12 +236,8 @@ def _prepare_group(model, name, group_options, members, profiles, entry, options
             todo.append((cell, cell_options))
     if not todo:
         return
-    if group_options.prune is not None:
-        from edgezoo.converter.prune import prune
-
-        pruning = prune(model, data, group_options.prune, seed=group_options.seed)
-    converted = pruning.model if pruning is not None else model
-    reference = task_for(converted).run_reference(converted, data.heldout)  # as the pipeline: a detector's has its own form
+    shared = prepare(model, group_options, data, Feedback())  # pruning and the reference, as `convert` makes them
+    converted, reference, pruning = shared.model, shared.reference, shared.pruning
     prepared = package.write(package.prepared_for(converted, data, reference, pruning), _workspace.scratch_dir("prepared-") / "prepared.pickle")
     expected = memory.parse_size(entry.memory, "memory") if entry.memory is not None else memory.expected_peak(converted.saved_model_dir)
     dirs = tuple(dict.fromkeys(m.saved_model_dir for m in (model, converted)))

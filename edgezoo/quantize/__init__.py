@@ -8,5 +8,5 @@ ops, and the loop that converts, checks parity and retries, beside the pipeline.
 - loop.py: convert, check, trace, fall back (orchestration); auto.py: `--quantize auto`'s candidates.
 
 The artifacts themselves come from converter/ (tflite.py, tflite_selective.py for mixes, onnx_quantize.py), and what an
-artifact computes in is read back by converter/tflite_precision.py.
+artifact computes in is read back by formats/tflite/precision.py.
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgezoo.converter.base import Quantization
+from edgezoo.formats.base import Quantization
 from edgezoo.quantize.measure import SNR_CAP_DB, snr_db
 
 DOMINANT = 0.5  # a source with at least this share of the noise power is what to act on

@@ -16,7 +16,7 @@ import shutil
 import time
 
 from edgezoo._workspace import scratch_dir
-from edgezoo.converter.base import AutoPreference, Quantization
+from edgezoo.formats.base import AutoPreference, Quantization
 from edgezoo.errors import EdgezooError
 from edgezoo.quantize.loop import CheckedConversion, NotSmaller, Study, Target, convert_checked, worst_snr
 

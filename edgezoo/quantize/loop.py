@@ -1,8 +1,8 @@
 """Convert, check parity, and for full-integer TFLite trace the error and fall back to float where parity needs it.
 
-This is orchestration, beside the pipeline: converters make artifacts (converter/tflite.py plainly,
-converter/tflite_selective.py with some ops left in float), measure.py measures, search.py decides which mix to try.
-Each step's artifact is read back (converter/tflite_precision.py) and reports list what it computes in, not what
+This is orchestration, beside the pipeline: converters make artifacts (formats/tflite/convert.py plainly,
+formats/tflite/selective.py with some ops left in float), measure.py measures, search.py decides which mix to try.
+Each step's artifact is read back (formats/tflite/precision.py) and reports list what it computes in, not what
 was asked for.
 """
 
@@ -19,12 +19,12 @@ from types import ModuleType
 from typing import Callable
 
 from edgezoo._workspace import scratch_dir
-from edgezoo.converter import tflite_precision, tflite_selective
-from edgezoo.converter.base import Artifact, ConversionRequest, Quantization
+from edgezoo.formats.tflite import precision as tflite_precision, selective as tflite_selective
+from edgezoo.formats.base import Artifact, ConversionRequest, Quantization
 from edgezoo.errors import ConversionError, TargetConstraintError, UsageError
 from edgezoo.quantize import measure, search
 from edgezoo.quantize.advice import advise
-from edgezoo.reports import diagnostics as diag
+from edgezoo import diagnostics as diag
 
 INTEGER = (Quantization.INT8, Quantization.INT16X8)
 
@@ -77,7 +77,7 @@ class Study:
     def __init__(self, target: Target):
         self.target = target
         self.seconds: dict[str, float] = {}
-        # Every measurement below is a diagnostic (edgezoo/reports/diagnostics.py): one that cannot run is reported, and
+        # Every measurement below is a diagnostic (edgezoo/diagnostics.py): one that cannot run is reported, and
         # the artifact and its verdict stand. The calibration ranges are not: the float fallback's mixes are built on them.
         self.diagnostics = diag.Diagnostics(warn=lambda text: target.feedback.warn(f"{target.profile.name}: {text}"))
 

@@ -22,17 +22,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from edgezoo.converter import tflite_selective
-from edgezoo.converter.tflite import dequantize_output, quantize_input, set_inputs
+from edgezoo.formats.tflite import selective as tflite_selective
+from edgezoo.formats.tflite import dequantize_output, quantize_input, set_inputs
 from edgezoo.errors import ConversionError
-from edgezoo.converter.tflite_precision import INT8, INT16, layer_name, op_precisions
+from edgezoo.formats.tflite import INT8, INT16, layer_name, op_precisions
+from edgezoo.validate.metrics import SNR_CAP_DB
 
 MAX_SAMPLES = 64  # held-out inputs the measurements run on
 # Layers also quantised alone, worst own error first. An op's own error can understate what it does downstream (a
 # square root's error on small values, which a log then magnifies, cost audio-convspec everything at 17 dB local SNR),
 # so the fallback ranks by the output's SNR with the op alone in int8; past this many ops, the rest by own error.
 MAX_SOLO = 48
-SNR_CAP_DB = 300.0
 
 
 def snr_db(nsr: float) -> float:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edgezoo.errors import UsageError
-from edgezoo.converter.tflite_precision import layer_name
+from edgezoo.formats.tflite import layer_name
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,17 @@ When a target's parity fails, auto's search (edgezoo/quantize/auto.py) runs over
 tolerance for, without the one that failed, in scratch folders: each candidate converted and checked on the target's
 runtime as the artifact was. The smallest that passes is named with the flag that makes it, in the report
 (`suggestion`) and on the CLI. Nothing is guessed: a quantisation not measured is never named. The search is a
-diagnostic (edgezoo/reports/diagnostics.py): when it cannot run, the report says so and the verdict stands.
+diagnostic (edgezoo/diagnostics.py): when it cannot run, the report says so and the verdict stands.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from edgezoo.converter.base import AutoPreference, Quantization
+from edgezoo.formats.base import AutoPreference, Quantization
 from edgezoo.errors import EdgezooError
 from edgezoo.quantize import auto
-from edgezoo.reports import diagnostics as diag
+from edgezoo import diagnostics as diag
 
 SUGGEST = "passing quantisation"  # the diagnostic's name in reports
 

@@ -7,11 +7,11 @@ import math
 from html import escape
 
 from edgezoo.reports import plots
+from edgezoo.validate.metrics import SNR_CAP_DB  # identical outputs; its negative: NaN or Inf outputs
 
 SOURCE_LABELS = {"io": "inputs/outputs rounded alone", "weights": "int8 weights alone", "activations": "activations (the rest)"}
 
 
-SNR_CAP_DB = 300.0  # measure.SNR_CAP_DB: identical outputs; its negative, NaN or Inf outputs
 
 
 def _db(value) -> str:

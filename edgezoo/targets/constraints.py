@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from edgezoo.converter.base import Artifact, ConversionRequest, Quantization
+from edgezoo.formats.base import Artifact, ConversionRequest, Quantization
 from edgezoo.errors import TargetConstraintError
 from edgezoo.targets.profile import TargetProfile
 from edgezoo.zoo.base import LoadedModel
@@ -73,7 +73,7 @@ def finish_artifact(profile: TargetProfile, artifact: Artifact, workdir: Path, s
         with step(f"{profile.name}: measuring the tensor arena on {profile.runtime}"):
             artifact = _with_arena(profile, artifact)
     if profile.emit_c_source:
-        from edgezoo.converter.c_array import write_c_sources
+        from edgezoo.formats.tflite import write_c_sources
 
         files = write_c_sources(
             artifact.path,
@@ -96,8 +96,8 @@ def check_model_size(profile: TargetProfile, artifact: Artifact) -> None:
 
 
 def _with_arena(profile: TargetProfile, artifact: Artifact) -> Artifact:
-    from edgezoo.converter.c_array import arena_with_margin
-    from edgezoo.validate.runners import runner_for
+    from edgezoo.formats.tflite import arena_with_margin
+    from edgezoo.formats import runner_for
 
     measured = runner_for(profile.runtime).measure_arena(artifact)
     arena = arena_with_margin(measured, profile.arena_margin)

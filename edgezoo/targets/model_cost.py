@@ -48,7 +48,8 @@ def _macs(op) -> int:
 def _cost(model: LoadedModel, shapes: tuple[tuple[str, tuple], ...]) -> dict:
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from edgezoo.targets.static_shape import show, traced_signature
+    from edgezoo.targets.static_shape import show
+    from edgezoo.zoo.signature import traced_signature
 
     _, concrete = traced_signature(model, dict(shapes))
     parameters = sum(_elements(v.shape) for v in concrete.variables)

@@ -19,35 +19,35 @@ again on the converted model, where each op's input dtype is read from the file.
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 from edgezoo import _tf
-from edgezoo.converter.base import Artifact, describe_ops_by_layer, layer_of
-from edgezoo.converter.tflite_flatbuffer import OpNode, read_flatbuffer
+from edgezoo.formats.base import Artifact, describe_ops_by_layer, layer_of
+from edgezoo.formats.tflite import OpNode, read_flatbuffer
 from edgezoo.errors import ConversionError, TargetConstraintError, UsageError
 from edgezoo.zoo.base import LoadedModel
 
-OP_SETS = {
-    "tflm": "edgezoo.targets.tflm_ops",
-}
+OP_SETS = {"tflm": ("tflite", "tflm_ops")}  # op set -> (format, its module of kernel tables)
 
 
 def op_set(name: str) -> ModuleType:
+    from edgezoo.formats import part
+
     try:
-        return importlib.import_module(OP_SETS[name])
+        format_name, module = OP_SETS[name]
     except KeyError:
         raise UsageError(f"unknown op set '{name}'. Known op sets: {', '.join(OP_SETS)}.") from None
+    return part(format_name, module)
 
 
 def planned_ops(model: LoadedModel) -> tuple[OpNode, ...]:
     """The TFLite ops the model lowers to, each with the TensorFlow node (layer) it comes from.
 
-    As the conversion lowers it (converter/tflite_frozen.py): from the frozen graph of the signature traced once for the
+    As the conversion lowers it (formats/tflite/frozen.py): from the frozen graph of the signature traced once for the
     op check and the conversion (the same ops and layer names, a fraction of the time), should that fail, or where the
     model needs it, through the SavedModel. The converted artifact is checked again in any case."""
-    from edgezoo.converter import tflite_frozen
-    from edgezoo.converter.tflite import new_converter
+    from edgezoo.formats.tflite import frozen as tflite_frozen
+    from edgezoo.formats.tflite import new_converter
 
     if tflite_frozen.why_not(model) is None:
         converter = new_converter(model, frozen=True)

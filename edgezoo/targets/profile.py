@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgezoo._tables import type_ok, unknown_keys
-from edgezoo.converter import options_class
-from edgezoo.converter.base import FormatOptions, Quantization, QuantizationRequest
+from edgezoo.formats import options_class
+from edgezoo.formats.base import FormatOptions, Quantization, QuantizationRequest
 from edgezoo.errors import TargetProfileError, UsageError
 from edgezoo.paths import user_path
 
@@ -112,8 +111,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("name", str, "the target's name, used for the output folder OUT/<model>/<name>/; a user profile without one takes its file name", required=True),
     Key("extends", str, "a built-in profile name, or a path relative to this file, whose keys this profile starts from (not inherited: name)"),
     Key("description", str, "one line for `edgezoo targets list`", default=""),
-    Key("format", str, "output format: a key of FORMAT_MODULES (tflite, onnx, tfjs)", required=True),
-    Key("runtime", str, "runtime that runs the artifact for the parity check: a key of RUNNER_MODULES (litert, tflm, ...)", required=True),
+    Key("format", str, "output format: one of edgezoo.formats.FORMATS (tflite, onnx, tfjs)", required=True),
+    Key("runtime", str, "runtime that runs the artifact for the parity check: a key of edgezoo.formats.RUNTIMES (litert, tflm, ...)", required=True),
     Key("quantization", str, "default quantisation: float32, float16, dynamic-int8, int8, int16x8, or auto (the smallest that meets the tolerance; `--quantize` overrides it)", required=True),
     Key("integer_io", bool, "full-integer models take and return int8/int16 tensors instead of float", default=False),
     Key("fixed_batch", int, "fix the batch dimension to this size before conversion (devices without dynamic shapes)"),
@@ -253,15 +252,14 @@ def _registered(kind: str, value: str, registry: dict) -> list[str]:
 
 def _check_values(data: dict) -> list[str]:
     """Problems with values that have the right type but a wrong meaning."""
-    from edgezoo.converter import FORMAT_MODULES
+    from edgezoo.formats import FORMATS, RUNTIMES, runner_for
     from edgezoo.targets.op_check import OP_SETS
-    from edgezoo.validate.runners import RUNNER_MODULES
 
     problems = []
     if not NAME_PATTERN.match(data["name"]):
         problems.append(f"name '{data['name']}' may hold only letters, digits, '.', '_' and '-'.")
-    problems += _registered("format", data["format"], FORMAT_MODULES)
-    problems += _registered("runtime", data["runtime"], RUNNER_MODULES)
+    problems += _registered("format", data["format"], FORMATS)
+    problems += _registered("runtime", data["runtime"], RUNTIMES)
     if data.get("op_set") is not None:
         problems += _registered("op_set", data["op_set"], OP_SETS)
     if data["quantization"] not in {q.value for q in (*Quantization, *QuantizationRequest)}:
@@ -279,9 +277,8 @@ def _check_values(data: dict) -> list[str]:
         problems.append(f"arena_margin is a fraction between 0 and 10 (got {data['arena_margin']}); 0.1 adds 10%.")
     if data.get("emit_c_source") and data["format"] != "tflite":
         problems.append(f"emit_c_source needs the tflite format (a C array holds a .tflite flatbuffer), not {data['format']}.")
-    if (data.get("max_arena_bytes") is not None or data.get("emit_c_source")) and data["runtime"] in RUNNER_MODULES:
-        runner = importlib.import_module(RUNNER_MODULES[data["runtime"]])
-        if not hasattr(runner, "measure_arena"):
+    if (data.get("max_arena_bytes") is not None or data.get("emit_c_source")) and data["runtime"] in RUNTIMES:
+        if not hasattr(runner_for(data["runtime"]), "measure_arena"):
             problems.append(f"max_arena_bytes and emit_c_source need a runtime that measures its tensor arena; {data['runtime']} does not.")
     return problems
 

@@ -20,6 +20,7 @@ from edgezoo import _tf
 from edgezoo._workspace import scratch_dir
 from edgezoo.errors import CalibrationDataError, TargetConstraintError, UsageError
 from edgezoo.zoo.base import LoadedModel, TensorSpec, read_signature
+from edgezoo.zoo.signature import FixedSignature, traced_signature  # noqa: F401 (fix_shapes traces through them)
 
 Shape = tuple[int, ...]
 FLAG = "--input-shape"
@@ -213,46 +214,6 @@ def batch_shapes(model: LoadedModel, batch: int) -> dict[str, Shape]:
     return {name: fixed.shape for name, fixed in target_shapes(model, f"batch {batch}", fixed_batch=batch).items()}
 
 
-def traced_signature(model: LoadedModel, shapes: dict[str, Shape]):
-    """(the loaded SavedModel, its serving signature traced for inputs of these shapes; the others as they are)."""
-    tf = _tf.tf()
-    with _tf.quiet_native_output():
-        loaded = tf.saved_model.load(str(model.saved_model_dir))
-        signature = loaded.signatures[model.signature_key]
-        specs = {spec.name: tf.TensorSpec(shapes.get(spec.name, spec.shape), spec.dtype, name=spec.name) for spec in model.inputs}
-        concrete = tf.function(lambda **inputs: signature(**inputs)).get_concrete_function(**specs)
-    return loaded, concrete
-
-
-class FixedSignature:
-    """A SavedModel's serving signature traced for fixed input shapes, kept in memory instead of saved as a new SavedModel:
-    what a TFLite conversion reads (TFLiteConverter.from_concrete_functions, as a hand-written script fixes the batch).
-    Traced once per process, on first use; a pickled copy (a job's package) leaves the trace behind and traces again."""
-
-    def __init__(self, model: LoadedModel, shapes: dict[str, Shape]):
-        self.saved_model_dir = model.saved_model_dir
-        self.signature_key = model.signature_key
-        self.inputs = tuple(dataclasses.replace(spec, shape=tuple(shapes.get(spec.name, spec.shape))) for spec in model.inputs)
-        self._traced = None
-
-    def traced(self):
-        """(the loaded SavedModel, which owns the variables; the concrete function for the fixed shapes)."""
-        if self._traced is None:
-            source = LoadedModel(name="", source="", saved_model_dir=self.saved_model_dir, inputs=self.inputs, outputs=(), sha256="",
-                                 signature_key=self.signature_key)
-            self._traced = traced_signature(source, {spec.name: spec.shape for spec in self.inputs})
-        return self._traced
-
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        """The signature's outputs for these inputs, in sorted name order (as read_signature gives them)."""
-        _, concrete = self.traced()
-        return tuple(TensorSpec(name, tuple(spec.shape.as_list()), spec.dtype.as_numpy_dtype().dtype.name)
-                     for name, spec in sorted(concrete.structured_outputs.items()))
-
-    def __getstate__(self):
-        return {**self.__dict__, "_traced": None}
-
-
 def fix_shapes(model: LoadedModel, shapes: dict[str, Shape], *, resave: bool = True) -> LoadedModel:
     """The same model with inputs of these static shapes (and its outputs what follows from them).
 
@@ -281,11 +242,6 @@ def fix_shapes(model: LoadedModel, shapes: dict[str, Shape], *, resave: bool = T
         raise TargetConstraintError(f"cannot fix the input shapes of {model.name} to {shown}: {type(exc).__name__}: {exc}") from exc
     inputs, outputs = read_signature(target, model.signature_key)
     return dataclasses.replace(model, saved_model_dir=target, inputs=inputs, outputs=outputs, fixed_signature=None)
-
-
-def fix_batch(model: LoadedModel, batch: int) -> LoadedModel:
-    """The model with every input's batch fixed to `batch` (its other dimensions must be static already)."""
-    return fix_shapes(model, batch_shapes(model, batch))
 
 
 # A recurrent layer traced with a dynamic batch keeps TensorList ops (TensorListReserve of an element shape [?, units])

@@ -141,7 +141,7 @@ def check_parity(artifact, model, profile, inputs, reference, tolerance):
     from edgezoo._tf import quiet_native_output
     from edgezoo.validate.detection import detection_report
     from edgezoo.validate.parity import ParityReport
-    from edgezoo.validate.runners import runner_for
+    from edgezoo.formats import runner_for
 
     try:
         with quiet_native_output():

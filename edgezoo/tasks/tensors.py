@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgezoo.validate import check_parity as _check_parity
-from edgezoo.validate.runners.tensorflow import run_reference  # noqa: F401  (part of the task interface)
+from edgezoo.zoo.reference import run_reference  # noqa: F401  (part of the task interface)
 
 
 def target_model(model, profile):

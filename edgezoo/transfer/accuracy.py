@@ -10,7 +10,7 @@ import numpy as np
 
 from edgezoo._tf import quiet_native_output
 from edgezoo.errors import EdgezooError
-from edgezoo.validate.runners import runner_for
+from edgezoo.formats import runner_for
 
 MISCLASSIFIED_SHOWN = 8
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgezoo.calibration import CalibrationSet
-from edgezoo.converter.base import Quantization
+from edgezoo.formats.base import Quantization
 from edgezoo.errors import EdgezooError, UsageError
 from edgezoo.transfer import accuracy
 from edgezoo.transfer.backbone import load_backbone
@@ -23,9 +23,10 @@ from edgezoo.transfer.export import save, write_labels
 from edgezoo.transfer.options import FinetuneOptions
 from edgezoo.transfer.train import INPUT_NAME, OUTPUT_NAME, EpochReport, raw_preprocessing, train
 from edgezoo.output import OutputTree
-from edgezoo.pipeline import ConversionResult, Feedback, resolve_targets
+from edgezoo.pipeline import ConversionResult, resolve_targets
+from edgezoo.target_run import Feedback
 from edgezoo.reports.json_report import write_json
-from edgezoo.validate.runners.tensorflow import run_reference
+from edgezoo.zoo.reference import run_reference
 from edgezoo.zoo import LoadedModel, load
 
 FOLDER = "finetune"

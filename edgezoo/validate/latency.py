@@ -22,10 +22,10 @@ import numpy as np
 
 from edgezoo._workspace import scratch_dir
 from edgezoo.errors import RuntimeFailure, UsageError
+from edgezoo.formats.tfjs import JS_DIR
 from edgezoo.validate.device_check import save_npz
 
 TIMEOUT_SECONDS = 900
-JS_DIR = Path(__file__).resolve().parent / "js"
 
 
 @dataclass(frozen=True)
@@ -112,10 +112,10 @@ HOST_RUNTIMES = {
 
 
 def bench(artifact: str | Path, options: BenchOptions | None = None, step=None) -> BenchResult:
-    from edgezoo.validate.standalone import _artifact_path, artifact_kind
+    from edgezoo.formats.inspect import artifact_kind, artifact_path
 
     options = options or BenchOptions()
-    path = _artifact_path(str(artifact)).resolve()
+    path = artifact_path(str(artifact)).resolve()
     kind = artifact_kind(path)
     info = kind.inspect(path)
     sample = _sample(path, info, options.input_shapes)
@@ -187,7 +187,7 @@ def _measure(case: BenchCase, sample: dict[str, np.ndarray], info, options: Benc
 
 
 def _node_command(folder: Path, spec: dict, sample: dict[str, np.ndarray]) -> list[str]:
-    from edgezoo.validate.runners.tfjs_node import node_modules
+    from edgezoo.formats.tfjs import node_modules
 
     node_modules()  # a clear error when `make install` has not installed TF.js
     node = shutil.which("node")

@@ -43,7 +43,7 @@ def _import_litert():
 
 
 def _open_litert(Interpreter, spec: dict, sample: dict):
-    from edgezoo.converter.tflite import quantize_input
+    from edgezoo.formats.tflite import quantize_input
 
     runner = Interpreter(model_path=spec["model"], num_threads=spec["threads"]).get_signature_runner()
     details = runner.get_input_details()
@@ -74,13 +74,13 @@ def _import_tensorflow():
 
 
 def _open_tensorflow(tf, spec: dict, sample: dict):
-    import edgezoo
     from edgezoo import _tf
     from edgezoo.validate.matching import plan_inputs
+    from edgezoo.zoo import LoadOptions, load
 
     tf.config.threading.set_intra_op_parallelism_threads(spec["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    model = edgezoo.load(spec["model"])
+    model = load(spec["model"], LoadOptions())
     with _tf.quiet_native_output():
         loaded = tf.saved_model.load(str(model.saved_model_dir))
     function = loaded.signatures[model.signature_key]

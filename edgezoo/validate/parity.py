@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgezoo._tf import quiet_native_output
-from edgezoo.converter.base import Artifact
+from edgezoo.formats.base import Artifact
 from edgezoo.errors import RuntimeFailure
 from edgezoo.targets.profile import Tolerance
 from edgezoo.validate import metrics
-from edgezoo.validate.runners import runner_for
+from edgezoo.formats import runner_for
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ class LoadedModel:
     load_data: Callable[[], ModelData] | None = field(default=None, compare=False, repr=False)
     # What the source knows beyond the above: parameters, the files it fetched and how they were verified.
     details: dict = field(default_factory=dict, compare=False, repr=False)
-    # TFLite targets: the serving signature traced for fixed input shapes (targets/static_shape.FixedSignature), which the
+    # TFLite targets: the serving signature traced for fixed input shapes (zoo/signature.FixedSignature), which the
     # TFLite converter reads instead of a re-saved SavedModel; None: the converters read saved_model_dir's signature.
     fixed_signature: object = field(default=None, compare=False, repr=False)
 

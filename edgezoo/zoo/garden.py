@@ -118,7 +118,7 @@ def load_garden(source: str, options: LoadOptions) -> LoadedModel:
 
 
 def _export_dir(options: LoadOptions, spec, details: dict) -> Path:
-    from edgezoo import __version__ as version
+    from edgezoo.version import __version__ as version
     from edgezoo.zoo import cache
 
     key = json.dumps({"spec": spec.to_json(), "checkpoint": details.get("checkpoint_index_sha256"), "edgezoo": version}, sort_keys=True)

@@ -256,10 +256,6 @@ def _export(model) -> Path:
     return target
 
 
-def preprocessing_for(architecture: str) -> Preprocessing:
-    return FAMILY_PREPROCESSING[catalog()[architecture]["module"]]
-
-
 # --- the catalog file -----------------------------------------------------------------------------
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
-from edgezoo.validate.standalone import ValidateOptions, artifact_kind, validate_artifact
+from edgezoo.formats.tflite.flatbuffer import read_flatbuffer
+from edgezoo.validate_artifact import ValidateOptions, artifact_kind, validate_artifact
 from tests.fuzz.harness import Tally, examples
 from tests.fuzz.mutations import damaged
 

@@ -11,7 +11,7 @@ import tomllib
 
 from hypothesis import given, strategies as st
 
-from edgezoo.converter.base import Quantization
+from edgezoo.formats.base import Quantization
 from edgezoo.targets import resolve_profile
 from edgezoo.targets.profile import SCHEMA_KEYS, TOLERANCE_RANGES, builtin_profiles, load_profile_file, profile_from_table
 from tests.fuzz.harness import Tally, examples

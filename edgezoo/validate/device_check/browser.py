@@ -9,16 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.converter.base import Artifact
-from edgezoo.validate.device_check import TEMPLATES, GoldenSet
+from edgezoo.formats.base import Artifact
+from edgezoo.formats.tfjs import JS_DIR
+from edgezoo.validate.device_check.golden import TEMPLATES, GoldenSet
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
 # What the harness reads (harness.mjs ARRAY_TYPES); other dtypes are cast to the nearest, as TF.js does.
 BROWSER_DTYPES = {"f": np.float32, "i": np.int32, "u": np.int32, "b": np.int32}
 
 
 def write_browser_check(folder: Path, artifact: Artifact, golden: GoldenSet) -> list[str]:
-    from edgezoo.validate.runners.tfjs_node import node_modules
+    from edgezoo.formats.tfjs import node_modules
 
     tfjs = node_modules() / "@tensorflow" / "tfjs" / "dist" / "tf.min.js"
     shutil.copyfile(tfjs, folder / "tf.min.js")  # the page must work with no network: TF.js travels with it

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgezoo.converter.base import Artifact
-from edgezoo.validate.device_check import GoldenSet
+from edgezoo.formats.base import Artifact
+from edgezoo.validate.device_check.golden import GoldenSet, measurable
 
 HEADER, SOURCE = "golden_data.h", "golden_data.cc"
 MAX_SAMPLES = 16  # flash is scarce: a few samples prove the port, the host check covers the rest
@@ -28,7 +28,7 @@ VALUES_PER_LINE = 12
 
 
 def write_golden_c_arrays(target_dir: Path, artifact: Artifact, golden: GoldenSet) -> list[str]:
-    from edgezoo.converter.tflite_flatbuffer import read_flatbuffer
+    from edgezoo.formats.tflite import read_flatbuffer
 
     golden = golden.limited(max_bytes=MAX_BYTES, max_samples=MAX_SAMPLES)
     summary = read_flatbuffer(artifact.path.read_bytes())
@@ -83,9 +83,8 @@ def _as_model_input(values: np.ndarray, io) -> np.ndarray:
 
 
 def _limits(golden: GoldenSet) -> dict[str, float]:
-    from edgezoo.validate.device_check import _measurable
 
-    return _measurable(golden.tolerance)["tolerance"]
+    return measurable(golden.tolerance)["tolerance"]
 
 
 def _camel(name: str) -> str:
