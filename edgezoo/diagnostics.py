@@ -1,5 +1,5 @@
 """Diagnostics: what is measured about an artifact after it is made (error tracing, calibration drift, per-layer
-effect, the weights-only error, advice, the footprint estimate, the HTML page and its plots).
+effect, the weights-only error, advice, the footprint estimate, where each op runs, the HTML page and its plots).
 
 A diagnostic explains a verdict; it never makes one. When one cannot run, the target still publishes its artifact with
 its real verdict and exit code, and the report says which diagnostic is unavailable and why (`diagnostics.unavailable`
@@ -30,6 +30,7 @@ SOLO = "per-layer effect alone in int8"
 ADVICE = "advice"
 FOOTPRINT = "footprint estimate"
 HTML = "HTML report"
+PLACEMENT = "op placement"  # which backend takes each op (edgezoo/formats/placement.py)
 
 
 def unavailable(error: str) -> dict:

@@ -19,6 +19,7 @@ from edgezoo.errors import ConversionError, DiskFullError, EdgezooError
 from edgezoo.formats import converter_for
 from edgezoo.formats.base import Artifact, ConversionRequest, QuantizationRequest
 from edgezoo.formats.metadata import embed as embed_metadata, read as read_metadata
+from edgezoo.formats.placement import key_for as placement_key, report_section as placement_section
 from edgezoo.output import OutputTree
 from edgezoo.reports import reproducibility
 from edgezoo.reports.json_report import target_report, write_json
@@ -198,6 +199,10 @@ def write_evidence(staging: Path, *, model, profile, artifact, parity, data, gol
                            device_check=device_check, footprint=checks.run(diag.FOOTPRINT, lambda: footprint(model, artifact)))
     report.update(extra)
     report["metadata"] = read_metadata(artifact.format, artifact.path)  # read back from the file that was checked
+    # Where each op runs (GPU delegate, TFLM kernels, TF.js backends, ONNX Runtime's providers): placement explains, never fails.
+    key = placement_key(artifact.format, profile.runtime)
+    report["placement"] = checks.run(diag.PLACEMENT, lambda: placement_section(key, artifact.path)) or diag.unavailable(
+        checks.failed.get(diag.PLACEMENT, ""))
     checks.run(diag.HTML, lambda: write_target_html(staging, report))
     diag.report_section(report, checks)
     write_json(staging / "report.json", report)

@@ -57,6 +57,7 @@ def run(args, console: Console) -> int:
     import edgezoo
     from edgezoo.options import ConvertOptions, from_namespace
     from edgezoo.output import safe_name
+    from edgezoo.reports.placement import summary_lines as placement_lines
     from edgezoo.target_run import Feedback
 
     options = from_namespace(ConvertOptions, args)  # the flags' destinations are the options' field names
@@ -73,6 +74,7 @@ def run(args, console: Console) -> int:
             f"  parity on {target.parity.runtime} over {target.parity.num_samples} inputs: {verdict} ({parity_headline(target.parity)})\n"
             f"  report: {target.output_dir / 'report.json'}"
         )
+        lines.extend(placement_lines(target.report))
         lines.extend(optimisation_lines(target.report))
     if len(result.targets) > 1:
         failed = [t for t in result.targets if not t.passed]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from edgezoo.errors import UsageError
+from edgezoo.errors import TargetConstraintError, UsageError
 
 # Artifact format (or "tflm", the .tflite of a microcontroller target) -> its placers: (format, module of its folder, function).
 PLACERS = {
@@ -29,6 +29,16 @@ PLACERS = {
 }
 
 ACCEPTED_BY_DEFAULT = "fallback"  # placed_on for an op a delegate rejects: the runtime's default (CPU) kernels
+
+
+class PlacementRequirementError(TargetConstraintError):
+    """A model or artifact whose placement breaks its profile's requirement (require_gpu_delegate, max_gpu_partitions:
+    edgezoo/targets/constraints.py); carries what --quantize auto and the float fallback report of the trade."""
+
+    def __init__(self, message: str, summary: str = "", size_bytes: int | None = None):
+        super().__init__(message)
+        self.summary = summary  # Placement.summary() of the artifact refused: "GPU delegate: 6 of 7 ops, 2 partitions"
+        self.size_bytes = size_bytes  # None when refused before conversion
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,23 @@ def placers(format_name: str) -> tuple[Callable[[str | Path | bytes], Placement]
 def place(format_name: str, artifact: str | Path | bytes) -> tuple[Placement, ...]:
     """Every placement known for an artifact of that format (one per backend)."""
     return tuple(placer(artifact) for placer in placers(format_name))
+
+
+def key_for(format_name: str, runtime: str) -> str:
+    """The PLACERS key of a target's artifact: "tflm" for a .tflite that runs on TFLM, else the artifact's format."""
+    return "tflm" if runtime == "tflm" else format_name
+
+
+def report_section(key: str, artifact: str | Path) -> dict:
+    """report.json's `placement`: the key placed for and one entry per backend (Placement.to_json)."""
+    return {"placed_for": key, "backends": [placement.to_json() for placement in place(key, artifact)]}
+
+
+def gpu_rejections_planned(nodes) -> list[tuple[object, str]]:
+    """(OpNode, reason) for the planned TFLite ops (before conversion) that the GPU delegate's op rule rejects."""
+    from edgezoo.formats import part
+
+    return part("tflite", "placement").planned_rejections(nodes)
 
 
 def read_bytes(artifact: str | Path | bytes) -> bytes:

@@ -9,6 +9,7 @@ from edgezoo.reports import plots
 from edgezoo.reports.html import (METRIC_ORDER, NOT_METRICS, bytes_text, count_text, key_values, metrics_table, model_section, page, plain, raw_json, tools_section, verdict_header)
 from edgezoo.reports.json_report import write_text
 from edgezoo.reports.detections import section as detections_section
+from edgezoo.reports.placement import section as placement_section
 from edgezoo.reports.quantization import section as quantization_section, suggestion as suggestion_section
 
 
@@ -27,6 +28,7 @@ def render_target_report(report: dict) -> str:
         quantization_section(report),
         "<h2>Artifact</h2>",
         _artifact_section(artifact),
+        placement_section(report.get("placement")),
         _optional_section("Footprint on the device", report.get("footprint")),
         _optional_section("Pruning", report.get("pruning")),
         _validated_section(report.get("validated")),
