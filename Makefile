@@ -19,7 +19,7 @@ install: $(STAMP) $(JS_STAMP) $(CHROMIUM) $(DEVICE_STAMP) $(MEDIAPIPE_STAMP)
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements/lock.txt -e '.[test,ray,detection]'
+	$(PY) -m pip install --quiet -c requirements/lock.txt -e '.[test,ray,detection,explorer]'
 	touch $(STAMP)
 
 # TF.js for the Node and browser runners, exactly as package-lock.json pins it.
