@@ -7,6 +7,12 @@ float16 comes out smaller; dynamic-range int8 has no activation ranges to store 
 candidate is checked on the runtime only when it could be kept, that is when it is smaller than the best that passed so
 far; the report lists every candidate, its size, SNR and verdict. `--auto-prefer integer` keeps a passing full-integer
 candidate (int8, int16x8; a fallback mix has float ops) over any smaller one that is not: integer-only accelerators.
+
+A profile that requires the GPU delegate (require_gpu_delegate, max_gpu_partitions) refuses each candidate whose own
+artifact breaks it (targets/constraints.py finish_artifact): int8's QUANTIZE and DEQUANTIZE can split the delegated graph
+where float16 keeps it whole. So auto keeps the smallest passing candidate that meets the requirement, and its
+`placement_trade` says what the smaller refused ones would have cost ("int8 (48,000 B): GPU delegate: 6 of 7 ops,
+2 partitions; kept float16 (82,000 B): GPU delegate: 5 of 6 ops, 1 partition").
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import time
 
 from edgezoo._workspace import scratch_dir
 from edgezoo.formats.base import AutoPreference, Quantization
+from edgezoo.formats.placement import PlacementRequirementError, place
 from edgezoo.errors import EdgezooError
 from edgezoo.quantize.loop import CheckedConversion, NotSmaller, Study, Target, convert_checked, worst_snr
 
@@ -51,6 +58,7 @@ class Search:
     chosen: str | None
     kept: str
     order: list
+    placement_trade: str | None = None  # the candidates the GPU requirement refused against the one kept
 
 
 def search(target: Target, options, exclude=()) -> Search:
@@ -83,6 +91,11 @@ def search(target: Target, options, exclude=()) -> Search:
         except NotSmaller as larger:
             rows.append({**_row(name, None, time.perf_counter() - start), "quantization": quantization.value, "size_bytes": larger.size_bytes,
                          "verdict": "not checked", "note": f"{larger.size_bytes:,} B is not smaller than {chosen}'s {best:,} B, which passed"})
+            return None
+        except PlacementRequirementError as exc:  # made, and split on the GPU delegate: the trade is reported
+            rows.append({**_row(name, None, time.perf_counter() - start, exc), "quantization": quantization.value,
+                         "size_bytes": exc.size_bytes, "gpu_placement": exc.summary})
+            errors.append(exc)
             return None
         except EdgezooError as exc:  # refused (ops, size, arena) or not convertible: the next candidate may do
             rows.append(_row(name, None, time.perf_counter() - start, exc))
@@ -125,7 +138,18 @@ def search(target: Target, options, exclude=()) -> Search:
     kept = chosen or _best_failed(rows, tried)
     for row in rows:
         row["kept"] = row["candidate"] == kept
-    return Search(rows, tried, chosen, kept, [q.value for q in order])
+    return Search(rows, tried, chosen, kept, [q.value for q in order], _placement_trade(rows, tried, kept))
+
+
+def _placement_trade(rows: list[dict], tried: dict, kept: str) -> str | None:
+    """What the GPU requirement cost: the candidates it refused (their placement and size) against the one kept."""
+    refused = [row for row in rows if row.get("gpu_placement")]
+    if not refused:
+        return None
+    artifact = tried[kept][0].artifact
+    (placement,) = place("tflite", artifact.path)
+    return ("; ".join(f"{row['candidate']} ({row['size_bytes']:,} B): {row['gpu_placement']}" for row in refused)
+            + f"; kept {kept} ({artifact.size_bytes:,} B): {placement.summary()}")
 
 
 def convert_auto(target: Target, workdir, options) -> CheckedConversion:
@@ -135,6 +159,8 @@ def convert_auto(target: Target, workdir, options) -> CheckedConversion:
         shutil.copy2(path, workdir / path.relative_to(folder))
     section = {"requested": "auto", "prefer": AutoPreference(options.auto_prefer).value, "chosen": found.chosen, "kept": found.kept,
                "candidates": found.rows, "order": found.order}
+    if found.placement_trade:
+        section["placement_trade"] = found.placement_trade
     report = dict(checked.report)
     int8 = found.tried.get(MIX, found.tried.get("int8"))
     if int8 is not None and "quantization_trace" not in report:

@@ -21,6 +21,7 @@ from typing import Callable
 from edgezoo._workspace import scratch_dir
 from edgezoo.formats.tflite import precision as tflite_precision, selective as tflite_selective
 from edgezoo.formats.base import Artifact, ConversionRequest, Quantization
+from edgezoo.formats.placement import PlacementRequirementError
 from edgezoo.errors import ConversionError, TargetConstraintError, UsageError
 from edgezoo.quantize import measure, search
 from edgezoo.quantize.advice import advise
@@ -268,6 +269,9 @@ def _fall_back(target: Target, study: Study, request, kept, trace, workdir: Path
             try:
                 mix = study.mixed(request, (*kept, *ranked[:count]), folder)
                 mix_parity = target.check(mix, Quantization.INT8)
+            except PlacementRequirementError as exc:  # the mix splits the graph on the GPU delegate: it does not pass
+                return search.Step(count, exc.size_bytes, None, False, time.perf_counter() - start,
+                                   error=f"refused by the target's GPU requirement: {exc.summary}")
             except (TargetConstraintError, ConversionError) as exc:
                 return search.Step(count, None, None, False, time.perf_counter() - start, error=str(exc))
         made[count] = (mix, mix_parity, folder)
@@ -336,6 +340,8 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"  kept in float: {', '.join(fallback['kept_float'])}")
     auto = report.get("auto_quantization")
     if auto:
+        if auto.get("placement_trade"):
+            lines.append(f"  auto, GPU requirement: {auto['placement_trade']}")
         lines.append("  auto: " + "; ".join(f"{c['candidate']} {c['verdict']}" + (f" {c['size_bytes']:,} B" if c.get("size_bytes") else "")
                                              for c in auto["candidates"]) + f" -> {auto['chosen'] or 'none passed'}")
     return lines

@@ -2,7 +2,8 @@
 
 Before conversion (`prepare_model`): fixed input shapes (`input_shapes`, `fixed_batch`, --input-shape), and
 the ops the device lacks (`op_set`) or runs in float only when the model is to be full-integer, named with their
-layers. After conversion (`finish_artifact`): the ops again, the flash budget (`max_model_bytes`), the tensor
+layers; and, where the profile requires the GPU delegate (`require_gpu_delegate`), the ops it rejects. After conversion
+(`finish_artifact`): the ops again, the GPU delegate's placement (`require_gpu_delegate`, `max_gpu_partitions`), the flash budget (`max_model_bytes`), the tensor
 arena measured on the runtime plus `arena_margin` and the RAM budget (`max_arena_bytes`), and the C
 sources for firmware (`emit_c_source`).
 """
@@ -59,7 +60,53 @@ def prepare_model(model: LoadedModel, profile: TargetProfile, step: Step = _no_s
         kernels = " and their int8 kernels" if full_integer else ""
         with step(f"{profile.name}: checking the model's ops{kernels} against {profile.op_set} before conversion"):
             check_before_conversion(model, profile.op_set, full_integer)
+    if profile.require_gpu_delegate:
+        with step(f"{profile.name}: checking the model's ops against the GPU delegate before conversion"):
+            check_gpu_before_conversion(model, profile)
     return model
+
+
+def _gpu_advice(profile: TargetProfile) -> str:
+    return (f"Replace those layers with ones the GPU delegate takes, or choose a profile without require_gpu_delegate / "
+            f"max_gpu_partitions (target '{profile.name}''s), where those ops fall back to the CPU.")
+
+
+def check_gpu_before_conversion(model: LoadedModel, profile: TargetProfile) -> None:
+    """Refuse a model whose planned TFLite ops the GPU delegate's op rule rejects, naming each op, its layer and the reason.
+    Partitions need the converted graph's tensors: max_gpu_partitions is checked on the artifact only."""
+    from edgezoo.formats.base import layer_of
+    from edgezoo.formats.placement import PlacementRequirementError, gpu_rejections_planned
+    from edgezoo.targets.op_check import planned_ops
+
+    nodes = planned_ops(model)
+    rejected = gpu_rejections_planned(nodes)
+    if rejected:
+        named = "; ".join(f"{node.op} in {layer_of(node.node_name)} ({reason})" for node, reason in rejected[:8])
+        more = f"; and {len(rejected) - 8} more" if len(rejected) > 8 else ""
+        raise PlacementRequirementError(
+            f"{model.name} has {len(rejected)} of {len(nodes)} op(s) the GPU delegate rejects, and target '{profile.name}' "
+            f"requires every op on it (require_gpu_delegate): {named}{more}. Found before conversion, in the model lowered "
+            f"to TFLite ops. {_gpu_advice(profile)}")
+
+
+def check_gpu_placement(profile: TargetProfile, artifact: Artifact) -> None:
+    """The converted artifact's own placement against require_gpu_delegate and max_gpu_partitions (quantisation adds
+    QUANTIZE and DEQUANTIZE ops, which can split the delegated graph)."""
+    from edgezoo.formats.placement import PlacementRequirementError, place
+
+    (placement,) = place("tflite", artifact.path)
+    broken = []
+    if profile.require_gpu_delegate and placement.rejected:
+        broken.append(f"{len(placement.rejected)} op(s) fall back to the CPU, and require_gpu_delegate is set")
+    if profile.max_gpu_partitions is not None and placement.partitions > profile.max_gpu_partitions:
+        broken.append(f"{placement.partitions} partitions, over max_gpu_partitions = {profile.max_gpu_partitions}")
+    if not broken:
+        return
+    named = "; ".join(f"{op.op} #{op.index} {op.name} ({op.reason}; {', '.join(op.dtypes)})" for op in placement.rejected[:8])
+    raise PlacementRequirementError(
+        f"the converted {artifact.path.name} ({artifact.quantization.value}) does not meet target '{profile.name}''s GPU "
+        f"requirement: {placement.summary()}; {' and '.join(broken)}. Rejected: {named or 'none'}. {_gpu_advice(profile)}",
+        summary=placement.summary(), size_bytes=artifact.size_bytes)
 
 
 def finish_artifact(profile: TargetProfile, artifact: Artifact, workdir: Path, step: Step = _no_step) -> Artifact:
@@ -68,6 +115,8 @@ def finish_artifact(profile: TargetProfile, artifact: Artifact, workdir: Path, s
         from edgezoo.targets.op_check import check_artifact
 
         check_artifact(artifact, profile.op_set)
+    if profile.requires_gpu_placement:
+        check_gpu_placement(profile, artifact)
     check_model_size(profile, artifact)
     if profile.needs_arena:
         with step(f"{profile.name}: measuring the tensor arena on {profile.runtime}"):

@@ -123,6 +123,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("arena_margin", float, "safety margin added to the measured arena, as a fraction (0.1 adds 10%)", default=0.1),
     Key("emit_c_source", bool, "write model_data.cc, model_data.h and model_ops.h next to the artifact, for firmware", default=False),
     Key("allow_float_fallback", bool, "int8: layers may stay in float (--keep-float, automatic fallback when parity misses)", default=True),
+    Key("require_gpu_delegate", bool, "tflite: every op must run on the GPU delegate (none falls back to the CPU); a model with an op the delegate rejects is refused before conversion (exit 3), and each artifact is checked again", default=False),
+    Key("max_gpu_partitions", int, "tflite: at most this many GPU delegate partitions (graph pieces the delegate takes between ops that fall back to the CPU); checked on each artifact (exit 3)"),
     Key("tolerances", dict, "a [tolerances.<quantization>] table per mode the target accepts, with limits " + ", ".join(TOLERANCE_RANGES)),
     Key("format_options", dict, "the converter's own settings (the format module's Options fields)"),
 )
@@ -146,10 +148,17 @@ class TargetProfile:
     arena_margin: float = 0.1
     emit_c_source: bool = False
     allow_float_fallback: bool = True  # false where the device runs integer ops only
+    require_gpu_delegate: bool = False  # every op on the GPU delegate
+    max_gpu_partitions: int | None = None  # at most this many GPU delegate partitions
     tolerances: dict[Quantization, Tolerance] = field(default_factory=dict)
     format_options: FormatOptions = field(default_factory=FormatOptions)  # the converter's own settings
     path: Path | None = None
     extends: tuple[str, ...] = ()  # the profiles this one starts from, nearest first
+
+    @property
+    def requires_gpu_placement(self) -> bool:
+        """Whether artifacts are checked against the GPU delegate's placement (require_gpu_delegate, max_gpu_partitions)."""
+        return self.require_gpu_delegate or self.max_gpu_partitions is not None
 
     @property
     def needs_arena(self) -> bool:
@@ -182,6 +191,8 @@ class TargetProfile:
             "arena_margin": self.arena_margin,
             "emit_c_source": self.emit_c_source,
             "allow_float_fallback": self.allow_float_fallback,
+            "require_gpu_delegate": self.require_gpu_delegate,
+            "max_gpu_partitions": self.max_gpu_partitions,
             "tolerances": {q.value: {k: v for k, v in dataclasses.asdict(t).items() if v is not None} for q, t in self.tolerances.items()},
             "format_options": self.format_options.to_json(),
         }
@@ -265,7 +276,7 @@ def _check_values(data: dict) -> list[str]:
     if data["quantization"] not in {q.value for q in (*Quantization, *QuantizationRequest)}:
         problems.append(f"unknown quantization '{data['quantization']}'; use one of "
                         f"{', '.join(q.value for q in (*Quantization, *QuantizationRequest))}.")
-    for key in ("fixed_batch", "max_model_bytes", "max_arena_bytes"):
+    for key in ("fixed_batch", "max_model_bytes", "max_arena_bytes", "max_gpu_partitions"):
         if data.get(key) is not None and data[key] < 1:
             problems.append(f"{key} must be at least 1 (got {data[key]}).")
     for name, shape in data.get("input_shapes", {}).items():
@@ -273,6 +284,8 @@ def _check_values(data: dict) -> list[str]:
             problems.append(f"input_shapes: '{name}' must be a list of sizes of at least 1, batch first, e.g. [1, 48, 64, 3] (got {shape!r}).")
         elif data.get("fixed_batch") is not None and shape[0] != data["fixed_batch"]:
             problems.append(f"input_shapes: '{name}' has a batch of {shape[0]}, but fixed_batch is {data['fixed_batch']}.")
+    if (data.get("require_gpu_delegate") or data.get("max_gpu_partitions") is not None) and data["format"] != "tflite":
+        problems.append(f"require_gpu_delegate and max_gpu_partitions concern TFLite's GPU delegate: they need the tflite format, not {data['format']}.")
     if not 0 <= data.get("arena_margin", 0) <= 10:
         problems.append(f"arena_margin is a fraction between 0 and 10 (got {data['arena_margin']}); 0.1 adds 10%.")
     if data.get("emit_c_source") and data["format"] != "tflite":
@@ -354,6 +367,8 @@ def profile_from_table(data: dict, path: Path | None, extends: tuple[str, ...] =
         arena_margin=float(data.get("arena_margin", SCHEMA_KEYS["arena_margin"].default)),
         emit_c_source=data.get("emit_c_source", False),
         allow_float_fallback=data.get("allow_float_fallback", True),
+        require_gpu_delegate=data.get("require_gpu_delegate", False),
+        max_gpu_partitions=data.get("max_gpu_partitions"),
         tolerances=tolerances,
         format_options=format_options,
         path=path,

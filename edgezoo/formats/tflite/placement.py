@@ -174,12 +174,8 @@ def _model(data: bytes) -> tuple[list[_Op], dict[int, tuple[str, tuple[int, ...]
 def rule_reason(op: _Op, tensors: dict[int, tuple[str, tuple[int, ...]]]) -> str:
     """The delegate's reason to reject an op by DELEGATE_OPS and the CAST rule, in gpu_compatibility.cc's words;
     empty when those rules accept it."""
-    if op.op in DELEGATE_CUSTOM_OPS:
-        return ""
-    if op.op not in DELEGATE_OPS:
-        from edgezoo.formats.tflite.flatbuffer import builtin_op_names
-
-        return f"Not supported op {op.op}" if op.op in builtin_op_names() else f"Not supported custom op {op.op}"
+    if reason := op_reason(op.op):
+        return reason
     if op.op == "CAST" and op.inputs and op.outputs:
         source, target = tensors[op.inputs[0]][0], tensors[op.outputs[0]][0]
         floats = {"float16", "float32"}
@@ -189,6 +185,22 @@ def rule_reason(op: _Op, tensors: dict[int, tuple[str, tuple[int, ...]]]) -> str
             return (f"Not supported Cast case. Input type: {names.get(source, source.upper())} and output type: "
                     f"{names.get(target, target.upper())}")
     return ""
+
+
+def op_reason(op: str) -> str:
+    """The delegate's op-level rule alone: "Not supported op X" for an op gpu_compatibility.cc has no case for."""
+    if op in DELEGATE_CUSTOM_OPS or op in DELEGATE_OPS:
+        return ""
+    from edgezoo.formats.tflite.flatbuffer import builtin_op_names
+
+    return f"Not supported op {op}" if op in builtin_op_names() else f"Not supported custom op {op}"
+
+
+def planned_rejections(nodes) -> list[tuple[object, str]]:
+    """(OpNode, reason) for each op of a model lowered before conversion (edgezoo/targets/op_check.py planned_ops) that
+    the delegate's op-level rule rejects. OpNodes carry no tensors, so CAST's dtype rule and the partitions wait for the
+    converted artifact, which place() judges in full."""
+    return [(node, reason) for node in nodes if node.subgraph == 0 and (reason := op_reason(node.op))]
 
 
 def partitions(ops: list[_Op], accepted: list[bool], available: set[int]) -> list[list[int]]:
