@@ -12,12 +12,12 @@ import signal
 import sys
 import threading
 
-from edgezoo.cli import bench, build, convert, finetune, inspect, targets, validate, zoo
+from edgezoo.cli import bench, build, convert, explore, finetune, inspect, targets, validate, zoo
 from edgezoo.cli.console import Console
 from edgezoo.errors import EdgezooError
 
 EXIT_OK, EXIT_PARITY, EXIT_USAGE, EXIT_TARGET, EXIT_FAILURE = 0, 1, 2, 3, 4
-COMMANDS = (convert, build, finetune, validate, bench, inspect, zoo, targets)
+COMMANDS = (convert, build, finetune, validate, bench, inspect, explore, zoo, targets)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,8 +3,8 @@ draws on the artifact's graph, and a Model Explorer server on 127.0.0.1 that ope
 
 Node data is written with Model Explorer's own node_data_builder, one file per overlay, in `explorer/` beside the
 artifact: each op's precision (read back from the file), the quantisation SNR at each op's output and with only that op
-in int8 (report["quantization_trace"], when measured), and for every placement in report["placement"] the backend that
-takes each op. edgezoo measures no per-op latency (bench times the whole model), so there is no latency overlay.
+in int8 (report["quantization_trace"], when measured), and for every backend in report["placement"] the one that takes
+each op (or why it does not). edgezoo measures no per-op latency (bench times the whole model), so there is no latency overlay.
 
 How nodes are identified: the .tflite flatbuffer adapter (ai_edge_model_explorer_adapter) names each op node of the main
 subgraph by its operator index ("0", "1", ...; constants and the graph's inputs and outputs get the numbers after the
@@ -87,15 +87,17 @@ def overlays(report: dict, ops: tuple[Op, ...], builder=None) -> dict:
         results={op.node_id: nd.NodeDataResult(value=op.precision, bgColor=PRECISION_COLOURS.get(op.precision, "#ffffff"))
                  for op in ops})}
     layers = (report.get("quantization_trace") or {}).get("layers") or []
-    for key, stem, name in (("snr_db", "quantization-snr", "SNR at the op's output (dB)"),
-                            ("solo_snr_db", "quantization-solo-snr", "SNR with only this op in int8 (dB)")):
+    # The trace measures the plain int8 model (every op int8), also when the artifact keeps some layers in float: said.
+    for key, stem, name in (("snr_db", "quantization-snr", "int8 SNR at the op's output, every op int8 (dB)"),
+                            ("solo_snr_db", "quantization-solo-snr", "int8 SNR with only this op int8 (dB)")):
         results = {node_id: nd.NodeDataResult(value=round(float(value), 2))
                    for node_id, value in _trace_values(layers, ops, key).items() if value < UNCHANGED_DB}
         if results:
             found[stem] = nd.GraphNodeData(name=name, results=results,
                                            thresholds=[nd.ThresholdItem(value=v, bgColor=c) for v, c in SNR_BANDS])
     known = {op.node_id for op in ops}
-    for placement in report.get("placement") or []:
+    section = report.get("placement") or {}  # {"placed_for", "backends": [Placement.to_json()]}, or "unavailable"
+    for placement in section.get("backends", []) if isinstance(section, dict) else section:
         results = {str(row["index"]): nd.NodeDataResult(value=row["placed_on"] if row.get("accepted") else
                                                         f"{row['placed_on']}: {row.get('reason') or 'rejected'}",
                                                         bgColor=ACCEPTED_COLOUR if row.get("accepted") else REJECTED_COLOUR)
