@@ -98,6 +98,7 @@ def test_model_explorer_draws_the_overlay_in_chromium(target, overlays, tmp_path
             page.goto(server.url)
             page.wait_for_selector("text=Node data", timeout=30_000)  # the side panel's table of per-node values
             page.locator("mat-icon", has_text="unfold_more_double").first.click()  # expand every layer: op nodes drawn
+            page.mouse.move(600, 780)  # off the button, so its tooltip does not cover the graph
             page.wait_for_timeout(1500)
             page.screenshot(path=str(screenshot))
             rows = page.evaluate("""() => [...document.querySelectorAll('tr')].map(row => [...row.cells].map(cell =>
