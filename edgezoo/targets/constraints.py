@@ -67,8 +67,8 @@ def prepare_model(model: LoadedModel, profile: TargetProfile, step: Step = _no_s
 
 
 def _gpu_advice(profile: TargetProfile) -> str:
-    return (f"Replace those layers with ones the GPU delegate takes, or choose a profile without require_gpu_delegate / "
-            f"max_gpu_partitions (target '{profile.name}''s), where those ops fall back to the CPU.")
+    return ("Replace those layers with ones the GPU delegate takes, or use a profile without require_gpu_delegate and "
+            "max_gpu_partitions, where those ops fall back to the CPU.")
 
 
 def check_gpu_before_conversion(model: LoadedModel, profile: TargetProfile) -> None:
