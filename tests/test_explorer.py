@@ -4,8 +4,12 @@ builds, and the page (the real server, headless Debian Chromium, nothing allowed
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 import urllib.parse
 from pathlib import Path
 
@@ -42,7 +46,7 @@ def test_node_data_lands_on_the_graphs_nodes(target, overlays, tmp_path):
     ops = explorer.artifact_ops(target / "model.tflite")
     # The adapter names op nodes by operator index, and labels them with the op's name: each of our ids is that op.
     assert [nodes[op.node_id] for op in ops] == [op.op.lower() for op in ops]
-    assert {p.stem for p in overlays} >= {"precision", "quantization-snr", "quantization-solo-snr"}
+    assert {p.stem for p in overlays} >= {"precision", "quantization-snr", "quantization-solo-snr", "placement-gpu-delegate"}
     for path in overlays:
         assert explorer.check_node_data(path, nodes) > 0
     precision = json.loads((overlays[0].parent / "precision.json").read_text())["results"]
@@ -72,6 +76,34 @@ def test_explore_refuses_bad_input(tmp_path, capsys):
                             (Path(__file__), "not an artifact"), (tmp_path / "model.tflite", "cannot read")):
         assert cli(["explore", str(argument), "--no-browser"]) == 2
         assert words in capsys.readouterr().err
+
+
+def test_explore_command_serves_until_ctrl_c(target, tmp_path):
+    """The real command in a child process: overlays made from report.json beside the artifact, the address printed,
+    the server answering on it, and Ctrl+C stopping it all with exit 0."""
+    artifact = tmp_path / "phone-int8" / "model.tflite"
+    artifact.parent.mkdir()
+    for name in ("model.tflite", "report.json"):
+        (artifact.parent / name).write_bytes((target / name).read_bytes())
+    child = subprocess.Popen([sys.executable, "-m", "edgezoo", "explore", str(artifact), "--no-browser"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = child.stdout.readline()
+        assert line.startswith("Model Explorer: http://127.0.0.1:"), line + child.stderr.read() if not line else line
+        url = line.split(": ", 1)[1].strip()
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url.split("/?")[0] + "/check_health", timeout=10) as answer:
+            assert answer.read() == b"model_explorer_ok"
+        assert sorted(p.name for p in (artifact.parent / explorer.FOLDER).glob("*.json")) == [
+            "placement-gpu-delegate.json", "precision.json", "quantization-snr.json", "quantization-solo-snr.json"]
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=20) == 0, child.stderr.read()
+        with pytest.raises(OSError):  # the server went with it
+            opener.open(url.split("/?")[0] + "/check_health", timeout=2)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 def test_model_explorer_draws_the_overlay_in_chromium(target, overlays, tmp_path):
