@@ -29,7 +29,7 @@ def run(args, console: Console) -> int:
 
     path = artifact_path(args.artifact)  # no such file: UsageError
     artifact_kind(path)  # not an artifact at all: UsageError
-    if explorer._format(path) not in explorer.ADAPTERS:
+    if explorer.artifact_format(path) not in explorer.ADAPTERS:
         raise UsageError(explorer.unsupported(path))
     if args.port is not None and not 0 < args.port < 65536:
         raise UsageError(f"--port {args.port} is not a port number: give 1-65535, or leave it out for a free one.")

@@ -65,7 +65,7 @@ def write_node_data(folder: str | Path, report: dict, artifact) -> list[Path]:
     """Node-data files (one per overlay) for the artifact in `folder`, from what the report holds. Nothing for a format
     Model Explorer cannot load. `artifact` is an Artifact or the artifact file's path."""
     path = Path(getattr(artifact, "path", artifact))
-    if report.get("format", _format(path)) not in ADAPTERS:
+    if report.get("format", artifact_format(path)) not in ADAPTERS:
         return []
     builder = _builder()
     folder = Path(folder)
@@ -131,7 +131,7 @@ def _trace_values(layers: list[dict], ops: tuple[Op, ...], key: str) -> dict[str
 def graph_nodes(artifact: str | Path) -> dict[str, str]:
     """Node id -> label of the main graph, as Model Explorer's adapter builds it (the ids the page matches overlays to)."""
     path = Path(artifact)
-    adapter_id = ADAPTERS.get(_format(path))
+    adapter_id = ADAPTERS.get(artifact_format(path))
     if adapter_id is None:
         raise UsageError(unsupported(path))
     _builder()  # the install hint, when the extra is missing
@@ -173,7 +173,7 @@ def node_data_paths(artifact: str | Path) -> list[Path]:
 
 
 def unsupported(path: Path) -> str:
-    return (f"'{path}': Model Explorer {_version()} has no adapter for {_format(path) or 'this kind of file'} here; "
+    return (f"'{path}': Model Explorer {_version()} has no adapter for {artifact_format(path) or 'this kind of file'} here; "
             "it opens .tflite artifacts (ONNX needs the separate model-explorer-onnx extension, TF.js' model.json none).")
 
 
@@ -259,7 +259,7 @@ def _config(artifact: Path, node_data: list[Path]):
     import model_explorer
 
     config = model_explorer.config()
-    config.add_model_from_path(str(artifact), adapterId=ADAPTERS[_format(artifact)])
+    config.add_model_from_path(str(artifact), adapterId=ADAPTERS[artifact_format(artifact)])
     for path in node_data:
         config.add_node_data_from_path(str(path))
     return config
@@ -288,7 +288,7 @@ def _version() -> str:
         return ""
 
 
-def _format(path: Path) -> str:
+def artifact_format(path: Path) -> str:
     return {".tflite": "tflite", ".onnx": "onnx", ".json": "tfjs"}.get(Path(path).suffix.lower(), "")
 
 
