@@ -152,3 +152,14 @@ def test_profile_keys_are_checked(tmp_path):
     ok.write_text('extends = "phone"\nrequire_gpu_delegate = true\nmax_gpu_partitions = 2\n')
     profile = resolve_profile(str(ok))
     assert profile.require_gpu_delegate and profile.max_gpu_partitions == 2 and profile.to_json()["max_gpu_partitions"] == 2
+
+
+def test_the_artifact_itself_is_checked_after_conversion(log_softmax, tmp_path):
+    """Float lowering passes (LOG_SOFTMAX last: one partition); the int8 artifact's DEQUANTIZE after it makes two."""
+    model, data, _ = log_softmax
+    profile = _profile(tmp_path, "gpu-one-partition", "max_gpu_partitions = 1")
+    with pytest.raises(TargetConstraintError) as refused:
+        edgezoo.convert(model, targets=(str(profile),), out_dir=tmp_path / "out", calibration=str(data), quantize="int8")
+    message = str(refused.value)
+    assert refused.value.exit_code == 3
+    assert "model.tflite (int8)" in message and "2 partitions, over max_gpu_partitions = 1" in message and "LOG_SOFTMAX" in message
