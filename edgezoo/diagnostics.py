@@ -31,6 +31,7 @@ ADVICE = "advice"
 FOOTPRINT = "footprint estimate"
 HTML = "HTML report"
 PLACEMENT = "op placement"  # which backend takes each op (edgezoo/formats/placement.py)
+EXPLORER = "Model Explorer overlays"  # node-data files beside the artifact (edgezoo/reports/explorer.py)
 
 
 def unavailable(error: str) -> dict:

@@ -203,6 +203,10 @@ def write_evidence(staging: Path, *, model, profile, artifact, parity, data, gol
     key = placement_key(artifact.format, profile.runtime)
     report["placement"] = checks.run(diag.PLACEMENT, lambda: placement_section(key, artifact.path)) or diag.unavailable(
         checks.failed.get(diag.PLACEMENT, ""))
+    # Model Explorer's node-data files (explorer/: precision, SNR where measured, placement): `edgezoo explore` opens them.
+    from edgezoo.reports.explorer import write_node_data
+
+    checks.run(diag.EXPLORER, lambda: write_node_data(staging / "explorer", report, artifact))
     checks.run(diag.HTML, lambda: write_target_html(staging, report))
     diag.report_section(report, checks)
     write_json(staging / "report.json", report)

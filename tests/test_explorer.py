@@ -54,7 +54,7 @@ def test_node_data_lands_on_the_graphs_nodes(target, overlays, tmp_path):
     assert [precision[i]["value"] for i in kept] == ["float32"]
     assert precision[next(op.node_id for op in ops if op.op == "CONV_2D")]["value"] == "int8"
     snr = json.loads((overlays[0].parent / "quantization-snr.json").read_text())["results"]
-    assert all(0 < row["value"] < explorer.UNCHANGED_DB for row in snr.values()) and len(snr) >= 5
+    assert all(0 < row["value"] < explorer.SNR_CAP_DB for row in snr.values()) and len(snr) >= 5
 
     # A broken overlay (ids one past the graph's) is caught, not silently drawn as nothing.
     broken = tmp_path / "broken.json"

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgezoo.errors import CorruptModelError, RuntimeFailure, UsageError
+from edgezoo.validate.metrics import SNR_CAP_DB
 
 FOLDER = "explorer"  # beside the artifact: <out>/<model>/<target>/explorer/*.json
 ADAPTERS = {"tflite": "builtin_tflite_flatbuffer"}  # format -> the Model Explorer adapter whose node ids the overlays use
@@ -37,7 +38,6 @@ PRECISION_COLOURS = {"int8": "#a5d6a7", "int16": "#80cbc4", "dynamic-int8": "#ff
 ACCEPTED_COLOUR, REJECTED_COLOUR = "#a5d6a7", "#ef9a9a"
 # SNR in dB means the same on every model (scale-free), so fixed bands rather than a gradient over this model's range.
 SNR_BANDS = ((20, "#ef5350"), (30, "#ffa726"), (40, "#ffee58"), (1000, "#66bb6a"))
-UNCHANGED_DB = 300.0  # the trace's "no error added" sentinel: not a measurement to colour
 HEALTH_TIMEOUT_SECONDS = 60
 
 
@@ -91,7 +91,7 @@ def overlays(report: dict, ops: tuple[Op, ...], builder=None) -> dict:
     for key, stem, name in (("snr_db", "quantization-snr", "int8 SNR at the op's output, every op int8 (dB)"),
                             ("solo_snr_db", "quantization-solo-snr", "int8 SNR with only this op int8 (dB)")):
         results = {node_id: nd.NodeDataResult(value=round(float(value), 2))
-                   for node_id, value in _trace_values(layers, ops, key).items() if value < UNCHANGED_DB}
+                   for node_id, value in _trace_values(layers, ops, key).items() if value < SNR_CAP_DB}  # the cap: no error added, nothing to colour
         if results:
             found[stem] = nd.GraphNodeData(name=name, results=results,
                                            thresholds=[nd.ThresholdItem(value=v, bgColor=c) for v, c in SNR_BANDS])
