@@ -209,3 +209,27 @@ def test_tfjs_kernels_on_webgl_and_wasm(tmp_path):
     assert [op.op for op in wasm.rejected] == ["Einsum"] and "tfjs-backend-wasm" in wasm.rejected[0].reason
     assert wasm.summary() == f"TF.js WASM: {len(wasm.ops) - 1} of {len(wasm.ops)} ops"
     assert tfjs.profile(tmp_path / "js")["tfjs_version"] == "4.22.0"
+
+
+def test_a_model_with_state_tensors_is_placed(tmp_path):
+    """gesture-lstm's LSTM reads its state (variable tensors) before any op writes them: those count as there from the
+    start. (Waiting for them looped for ever, and a corpus run hung in its report.)"""
+    from edgezoo.formats import converter_for
+    from edgezoo.formats.base import ConversionRequest, Quantization
+    from edgezoo.targets.static_shape import batch_shapes, fix_shapes
+    from tests import corpus
+
+    lstm = corpus.loaded("gesture-lstm")
+    artifact = converter_for("tflite").convert(fix_shapes(lstm, batch_shapes(lstm, 1)), ConversionRequest(Quantization.FLOAT32), tmp_path)
+    (placement,) = place("tflite", artifact.path)
+    assert len(placement.ops) == 4 and placement.partitions >= 1
+    assert any(op.op == "UNIDIRECTIONAL_SEQUENCE_LSTM" for op in placement.ops)
+
+
+def test_a_plan_no_op_can_start_is_an_error_not_a_hang():
+    """Two ops each reading what only the other writes: no pass can take either, so it is refused at once."""
+    from edgezoo.errors import CorruptModelError
+
+    ops = [tflite_gpu._Op(0, "ADD", "", (2,), (1,), (2,)), tflite_gpu._Op(1, "MUL", "", (1,), (2,), (1,))]
+    with pytest.raises(CorruptModelError, match="no op writes"):
+        tflite_gpu.partitions(ops, [True, False], available={0})

@@ -168,7 +168,10 @@ def _model(data: bytes) -> tuple[list[_Op], dict[int, tuple[str, tuple[int, ...]
         graph_inputs = {int(t) for t in graph.InputsAsNumpy()} if graph.InputsLength() else set()
     except Exception as exc:  # flatbuffers raises struct, index and value errors on damaged files
         raise CorruptModelError(f"not a readable .tflite flatbuffer: {type(exc).__name__}: {exc}") from exc
-    return ops, tensors, graph_inputs | constants
+    # Every tensor no op writes is there before the plan runs: graph inputs, constants, and variable (state) tensors, which
+    # an op reads before the op that assigns them (an LSTM's state); waiting for those would wait for ever.
+    written = {t for op in ops for t in op.outputs}
+    return ops, tensors, graph_inputs | constants | (set(tensors) - written)
 
 
 def rule_reason(op: _Op, tensors: dict[int, tuple[str, tuple[int, ...]]]) -> str:
@@ -210,6 +213,7 @@ def partitions(ops: list[_Op], accepted: list[bool], available: set[int]) -> lis
     done = [False] * len(ops)
     subsets: list[tuple[bool, list[int]]] = []
     kind = accepted[0] if ops else True
+    idle = 0  # passes in a row that took no op: two (one of each kind) mean no op can ever run
     while not all(done):
         subset = []
         for i, op in enumerate(ops):  # the plan is in topological order: one pass takes every op of this kind it can
@@ -219,8 +223,11 @@ def partitions(ops: list[_Op], accepted: list[bool], available: set[int]) -> lis
                 ready.update(op.outputs)
         if subset:
             subsets.append((kind, subset))
-        elif not any(not done[i] and accepted[i] != kind for i in range(len(ops))):
-            raise CorruptModelError("the .tflite's execution plan reads tensors no op writes")  # not a DAG in order
+            idle = 0
+        else:
+            idle += 1
+            if idle == 2:
+                raise CorruptModelError("the .tflite's execution plan reads tensors that no op writes before it")  # not a DAG in order
         kind = not kind
     return [subset for kind, subset in subsets if kind]
 
