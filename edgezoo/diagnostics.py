@@ -6,12 +6,18 @@ its real verdict and exit code, and the report says which diagnostic is unavaila
 in report.json, a CLI line). Exit 4 stays for the artifact itself: its conversion, or its runtime in the parity check.
 
 One mechanism: `Diagnostics.run(name, fn, default)` returns fn() or, when it raises, records the failure and returns
-the default. Nothing else in the pipeline catches a diagnostic's errors.
+the default. Nothing else in the pipeline catches a diagnostic's errors. What only explains the finished artifact
+(placement, overlays, footprint, HTML) also runs under a time limit (`seconds`): one that would never end (a loop on
+a graph nobody foresaw) is stopped and reported unavailable like any other failure. The quantisation measurements have
+none: the float fallback's mixes are built on them, and on a large model they take long for good reasons.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import signal
+import threading
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
@@ -33,6 +39,32 @@ HTML = "HTML report"
 PLACEMENT = "op placement"  # which backend takes each op (edgezoo/formats/placement.py)
 EXPLORER = "Model Explorer overlays"  # node-data files beside the artifact (edgezoo/reports/explorer.py)
 
+EXPLAIN_SECONDS = 300.0  # the time limit of what explains a finished artifact (MobileNetV2's TF.js placement: about 2 s)
+
+
+class DiagnosticTimeout(Exception):
+    """A diagnostic ran past its time limit and was stopped."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """SIGALRM after `seconds` raises DiagnosticTimeout in the block. Only in the main thread (where signals are handled)
+    and when no other timer runs; elsewhere the block runs without a limit."""
+    if not seconds or threading.current_thread() is not threading.main_thread() or signal.getitimer(signal.ITIMER_REAL)[0]:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise DiagnosticTimeout(f"stopped after {seconds:g} s, its time limit")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
 
 def unavailable(error: str) -> dict:
     """A report section whose diagnostic could not run."""
@@ -46,9 +78,10 @@ class Diagnostics:
     warn: Callable[[str], None] | None = None
     failed: dict[str, str] = field(default_factory=dict)
 
-    def run(self, name: str, fn: Callable[[], T], default: T = None) -> T:
+    def run(self, name: str, fn: Callable[[], T], default: T = None, seconds: float | None = None) -> T:
         try:
-            return fn()
+            with time_limit(seconds):
+                return fn()
         except OSError as exc:
             if exc.errno in NO_ROOM:  # the output folder is full: nothing can be published, the pipeline says so
                 raise

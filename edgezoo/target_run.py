@@ -194,20 +194,21 @@ def write_evidence(staging: Path, *, model, profile, artifact, parity, data, gol
     from edgezoo import diagnostics as diag
 
     checks = diag.Diagnostics()  # what explains the artifact, not the artifact: its failure is reported, the verdict stands
+    limit = diag.EXPLAIN_SECONDS  # each of these explains the finished artifact: one that never ends is stopped
     device_check = write_device_check(staging / "device_check", artifact, golden, profile.runtime)
     report = target_report(model=model, profile=profile, artifact=artifact, parity=parity, calibration=data, output_dir=staging,
-                           device_check=device_check, footprint=checks.run(diag.FOOTPRINT, lambda: footprint(model, artifact)))
+                           device_check=device_check, footprint=checks.run(diag.FOOTPRINT, lambda: footprint(model, artifact), seconds=limit))
     report.update(extra)
     report["metadata"] = read_metadata(artifact.format, artifact.path)  # read back from the file that was checked
     # Where each op runs (GPU delegate, TFLM kernels, TF.js backends, ONNX Runtime's providers): placement explains, never fails.
     key = placement_key(artifact.format, profile.runtime)
-    report["placement"] = checks.run(diag.PLACEMENT, lambda: placement_section(key, artifact.path)) or diag.unavailable(
+    report["placement"] = checks.run(diag.PLACEMENT, lambda: placement_section(key, artifact.path), seconds=limit) or diag.unavailable(
         checks.failed.get(diag.PLACEMENT, ""))
     # Model Explorer's node-data files (explorer/: precision, SNR where measured, placement): `edgezoo explore` opens them.
     from edgezoo.reports.explorer import write_node_data
 
-    checks.run(diag.EXPLORER, lambda: write_node_data(staging / "explorer", report, artifact))
-    checks.run(diag.HTML, lambda: write_target_html(staging, report))
+    checks.run(diag.EXPLORER, lambda: write_node_data(staging / "explorer", report, artifact), seconds=limit)
+    checks.run(diag.HTML, lambda: write_target_html(staging, report), seconds=limit)
     diag.report_section(report, checks)
     write_json(staging / "report.json", report)
     return report

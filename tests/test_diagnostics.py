@@ -163,6 +163,8 @@ INJECTED = [
     ("edgezoo.quantize.loop.advise", diag.ADVICE),
     ("edgezoo.target_run.footprint", diag.FOOTPRINT),
     ("edgezoo.target_run.write_target_html", diag.HTML),
+    ("edgezoo.target_run.placement_section", diag.PLACEMENT),
+    ("edgezoo.reports.explorer.write_node_data", diag.EXPLORER),
 ]
 
 
@@ -192,6 +194,28 @@ def test_a_failing_diagnostic_leaves_the_artifact_and_its_verdict(gates, gates_b
     if name == diag.TRACE:
         assert report["quantization_trace"]["status"] == "unavailable"
     jsonschema.validate(report, schema_for(TARGET_REPORT_KIND), cls=jsonschema.Draft202012Validator)
+
+
+def test_a_diagnostic_that_never_ends_is_stopped_and_unavailable(gates, gates_baseline, tmp_path, monkeypatch):
+    """A placement caught in an endless loop (as one was, on a graph with state tensors) is stopped at its time limit:
+    the target publishes its artifact with its verdict, and the report says which diagnostic ran out of time."""
+    import time
+
+    def endless(*args, **kwargs):
+        while True:
+            time.sleep(0.01)
+
+    base_row, base = gates_baseline
+    monkeypatch.setattr(diag, "EXPLAIN_SECONDS", 1.0)
+    monkeypatch.setattr("edgezoo.target_run.placement_section", endless)
+    start = time.monotonic()
+    row, report = _converted(gates, tmp_path, "phone-int8")
+    assert time.monotonic() - start < 120  # the conversion's own time, and one second of the endless placement
+    assert (row.exit_code, row.passed) == (base_row.exit_code, base_row.passed)
+    assert report["artifact"]["sha256"] == base["artifact"]["sha256"]
+    unavailable = {entry["name"]: entry["error"] for entry in report["diagnostics"]["unavailable"]}
+    assert unavailable[diag.PLACEMENT] == "DiagnosticTimeout: stopped after 1 s, its time limit"
+    assert report["placement"]["status"] == "unavailable"
 
 
 def test_the_float_fallback_bisects_in_graph_order_when_the_ranking_is_unavailable(gates, tmp_path, monkeypatch):
