@@ -102,9 +102,9 @@ def _without_metadata(data: bytes) -> bytes:
     """The flatbuffer with its TFLITE_METADATA entry dropped and the associated files' zip cut off."""
     import flatbuffers
 
-    from edgezoo.formats.tflite.flatbuffer import _schema
+    from edgezoo.formats.tflite.flatbuffer import schema as tflite_schema
 
-    schema = _schema()
+    schema = tflite_schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
     model.metadata = [entry for entry in model.metadata if entry.name != b"TFLITE_METADATA"]
     builder = flatbuffers.Builder(len(data))

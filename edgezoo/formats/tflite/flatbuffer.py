@@ -8,6 +8,7 @@ that no interpreter would load (Flex ops, ops a runtime lacks), which is what th
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -65,32 +66,53 @@ class FlatbufferSummary:
 
 
 @lru_cache(maxsize=1)
-def _schema():
+def schema():
+    """The generated TFLite schema module (reader and object API)."""
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
 
     return schema_py_generated
 
 
-@lru_cache(maxsize=1)
-def _enum_names(enum_name: str) -> dict[int, str]:
-    enum = getattr(_schema(), enum_name)
+@lru_cache(maxsize=None)
+def enum_names(enum_name: str) -> dict[int, str]:
+    enum = getattr(schema(), enum_name)
     return {value: key for key, value in vars(enum).items() if key.isupper() and isinstance(value, int)}
+
+
+@contextmanager
+def readable(what: str = "not a readable .tflite flatbuffer"):
+    """Reads of a flatbuffer inside this block: offsets in a damaged file point anywhere, and the flatbuffers package
+    answers with struct, index, value and type errors; they become one CorruptModelError saying `what`."""
+    try:
+        yield
+    except CorruptModelError:
+        raise
+    except Exception as exc:
+        raise CorruptModelError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+def open_model(data: bytes):
+    """The root Model of a .tflite and its operator codes' names (by opcode index). Call inside `readable()`."""
+    if not schema().Model.ModelBufferHasIdentifier(data, 0):
+        raise ValueError("no TFL3 identifier")
+    model = schema().Model.GetRootAs(data, 0)
+    return model, [op_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
 
 
 def builtin_op_names() -> frozenset[str]:
     """Every builtin operator name the TFLite schema defines."""
-    return frozenset(_enum_names("BuiltinOperator").values())
+    return frozenset(enum_names("BuiltinOperator").values())
 
 
-def _op_name(code) -> str:
+def op_name(code) -> str:
     builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-    if builtin == _schema().BuiltinOperator.CUSTOM:
+    if builtin == schema().BuiltinOperator.CUSTOM:
         return (code.CustomCode() or b"CUSTOM").decode("utf-8", "replace")
-    return _enum_names("BuiltinOperator").get(builtin, f"BUILTIN_{builtin}")
+    return enum_names("BuiltinOperator").get(builtin, f"BUILTIN_{builtin}")
 
 
-def _dtype_name(tensor_type: int) -> str:
-    return _enum_names("TensorType").get(tensor_type, "unknown").lower()
+def dtype_name(tensor_type: int) -> str:
+    return enum_names("TensorType").get(tensor_type, "unknown").lower()
 
 
 def _io_tensor(subgraph, name: str, position: int, tensor_index: int) -> IoTensor:
@@ -101,7 +123,7 @@ def _io_tensor(subgraph, name: str, position: int, tensor_index: int) -> IoTenso
     scale, zero_point = 0.0, 0
     if quantization is not None and quantization.ScaleLength():
         scale, zero_point = float(quantization.Scale(0)), int(quantization.ZeroPoint(0))
-    dtype = _dtype_name(tensor.Type())
+    dtype = dtype_name(tensor.Type())
     return IoTensor(name, position, (tensor.Name() or b"").decode(), shape, signature, dtype, scale, zero_point)
 
 
@@ -131,12 +153,8 @@ def _io(model, subgraph, signature_key: str | None) -> tuple[tuple[IoTensor, ...
 
 def read_flatbuffer(data: bytes, signature_key: str | None = None) -> FlatbufferSummary:
     """The ops (of every subgraph) and the main subgraph's signature inputs and outputs."""
-    schema = _schema()
-    try:
-        if not schema.Model.ModelBufferHasIdentifier(data, 0):
-            raise ValueError("no TFL3 identifier")
-        model = schema.Model.GetRootAs(data, 0)
-        codes = [_op_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
+    with readable():
+        model, codes = open_model(data)
         ops = []
         for g in range(model.SubgraphsLength()):
             subgraph = model.Subgraphs(g)
@@ -148,23 +166,18 @@ def read_flatbuffer(data: bytes, signature_key: str | None = None) -> Flatbuffer
                     if t >= 0
                 )
                 dtypes = tuple(
-                    _dtype_name(subgraph.Tensors(int(t)).Type())
+                    dtype_name(subgraph.Tensors(int(t)).Type())
                     for t in (operator.InputsAsNumpy() if operator.InputsLength() else ())
                     if t >= 0
                 )
                 ops.append(OpNode(codes[operator.OpcodeIndex()], outputs, g, o, dtypes))
         inputs, outputs = _io(model, model.Subgraphs(0), signature_key)
-    except Exception as exc:  # flatbuffers raises struct, index and value errors on damaged files
-        raise CorruptModelError(f"not a readable .tflite flatbuffer: {type(exc).__name__}: {exc}") from exc
     return FlatbufferSummary(tuple(ops), inputs, outputs)
 
 
 def variable_tensors(data: bytes) -> tuple[str, ...]:
     """Names of the main subgraph's variable tensors: state a runtime keeps from one invocation to the next
     (a recurrent layer's fused LSTM keeps its hidden and cell state there) until it resets its variables."""
-    schema = _schema()
-    try:
-        subgraph = schema.Model.GetRootAs(data, 0).Subgraphs(0)
+    with readable():
+        subgraph = open_model(data)[0].Subgraphs(0)
         return tuple((subgraph.Tensors(i).Name() or b"").decode() for i in range(subgraph.TensorsLength()) if subgraph.Tensors(i).IsVariable())
-    except Exception as exc:  # flatbuffers raises struct, index and value errors on damaged files
-        raise CorruptModelError(f"not a readable .tflite flatbuffer: {type(exc).__name__}: {exc}") from exc

@@ -88,10 +88,10 @@ def output_order(concrete) -> list[str]:
 def with_signature(flatbuffer: bytes, signature_key: str, inputs: list[str], outputs: list[str]) -> bytes:
     """The model with a SignatureDef naming its main subgraph's inputs and outputs, in their order. Refused (ValueError)
     when the counts differ: the converter merged or dropped an output, and the names cannot be placed."""
-    from edgezoo.formats.tflite.flatbuffer import _schema
+    from edgezoo.formats.tflite.flatbuffer import schema as tflite_schema
     from edgezoo.formats.tflite.repack import repack
 
-    schema = _schema()
+    schema = tflite_schema()
 
     def name(model) -> None:
         subgraph = model.subgraphs[0]

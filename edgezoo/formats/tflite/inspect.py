@@ -4,7 +4,6 @@ the quantisation the tensors show, and the TFLite metadata with its labels."""
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -24,20 +23,18 @@ def matches(path: Path) -> bool:
 
 
 def read(path: Path) -> ArtifactInfo:
-    from edgezoo.formats.tflite.flatbuffer import _schema, read_flatbuffer
+    from edgezoo.formats.tflite.flatbuffer import open_model, read_flatbuffer, readable
     from edgezoo.formats.tflite import metadata as tflite_metadata
 
     data = path.read_bytes()
     summary = read_flatbuffer(data)  # CorruptModelError when it is not a .tflite flatbuffer
-    try:  # offsets inside a damaged flatbuffer point anywhere: the flatbuffers package answers with these
-        subgraph = _schema().Model.GetRootAs(data, 0).Subgraphs(0)
+    with readable(f"{path} is a damaged .tflite flatbuffer"):
+        subgraph = open_model(data)[0].Subgraphs(0)
         input_indices = list(subgraph.InputsAsNumpy()) if subgraph.InputsLength() else []
         output_indices = list(subgraph.OutputsAsNumpy()) if subgraph.OutputsLength() else []
         inputs = tuple(_tensor(io.name, subgraph.Tensors(int(input_indices[io.position]))) for io in summary.inputs)
         outputs = tuple(_tensor(io.name, subgraph.Tensors(int(output_indices[io.position]))) for io in summary.outputs)
         tensors = [_tensor("", subgraph.Tensors(i)) for i in range(subgraph.TensorsLength())]
-    except (ValueError, TypeError, IndexError, AttributeError, UnicodeDecodeError, struct.error) as exc:
-        raise CorruptModelError(f"{path} is a damaged .tflite flatbuffer: {type(exc).__name__}: {exc}") from exc
     ops = summary.op_names
     return ArtifactInfo(
         format=FORMAT,
@@ -53,7 +50,7 @@ def read(path: Path) -> ArtifactInfo:
 
 
 def _tensor(name: str, tensor) -> TensorInfo:
-    from edgezoo.formats.tflite.flatbuffer import _enum_names
+    from edgezoo.formats.tflite.flatbuffer import dtype_name
 
     shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
     signature = tuple(int(d) for d in tensor.ShapeSignatureAsNumpy()) if tensor.ShapeSignatureLength() else shape
@@ -63,7 +60,7 @@ def _tensor(name: str, tensor) -> TensorInfo:
         scale = tuple(float(s) for s in quantization.ScaleAsNumpy())
         zero_point = tuple(int(z) for z in quantization.ZeroPointAsNumpy()) if quantization.ZeroPointLength() else (0,) * len(scale)
         axis = int(quantization.QuantizedDimension()) if len(scale) > 1 else None
-    dtype = _enum_names("TensorType").get(tensor.Type(), "unknown").lower()
+    dtype = dtype_name(tensor.Type())
     return TensorInfo(name or (tensor.Name() or b"").decode(), tuple(None if d < 0 else d for d in signature), dtype, scale, zero_point, axis)
 
 

@@ -175,10 +175,10 @@ def build_metadata(facts, input_names: list[str], output_names: list[str]) -> by
 
 def with_metadata_buffer(flatbuffer: bytes, metadata: bytes) -> bytes:
     """The model repacked with `metadata` as its TFLITE_METADATA buffer (replacing one that is there)."""
-    from edgezoo.formats.tflite.flatbuffer import _schema
+    from edgezoo.formats.tflite.flatbuffer import schema as tflite_schema
     from edgezoo.formats.tflite.repack import repack
 
-    schema = _schema()
+    schema = tflite_schema()
     data = np.frombuffer(metadata, np.uint8)
 
     def add(model) -> None:
@@ -252,11 +252,10 @@ class _Reader:
 
 def metadata_buffer(data: bytes) -> bytes | None:
     """The TFLITE_METADATA buffer of a .tflite, or None."""
-    from edgezoo.formats.tflite.flatbuffer import _schema
+    from edgezoo.formats.tflite.flatbuffer import open_model, readable
 
-    schema = _schema()
-    try:
-        model = schema.Model.GetRootAs(data, 0)
+    with readable("cannot read the .tflite's metadata entries"):
+        model = open_model(data)[0]
         for i in range(model.MetadataLength()):
             entry = model.Metadata(i)
             if entry.Name() == METADATA_NAME:
@@ -264,8 +263,6 @@ def metadata_buffer(data: bytes) -> bytes | None:
                 if buffer.Offset():
                     return bytes(data[buffer.Offset() : buffer.Offset() + buffer.Size()])
                 return buffer.DataAsNumpy().tobytes() if buffer.DataLength() else None
-    except Exception as exc:  # flatbuffers raises struct and index errors on damaged files
-        raise CorruptModelError(f"cannot read the .tflite's metadata entries: {type(exc).__name__}: {exc}") from exc
     return None
 
 

@@ -138,14 +138,10 @@ class _Op:
 def _model(data: bytes) -> tuple[list[_Op], dict[int, tuple[str, tuple[int, ...]]], set[int]]:
     """Subgraph 0's ops in execution order, every tensor's (dtype, shape), and the tensors available before any op
     runs (graph inputs and constants)."""
-    from edgezoo.formats.tflite.flatbuffer import _dtype_name, _op_name, _schema
+    from edgezoo.formats.tflite.flatbuffer import dtype_name, open_model, readable
 
-    schema = _schema()
-    try:
-        if not schema.Model.ModelBufferHasIdentifier(data, 0):
-            raise ValueError("no TFL3 identifier")
-        model = schema.Model.GetRootAs(data, 0)
-        codes = [_op_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
+    with readable():
+        model, codes = open_model(data)
         graph = model.Subgraphs(0)
         tensors: dict[int, tuple[str, tuple[int, ...]]] = {}
         constants: set[int] = set()
@@ -153,7 +149,7 @@ def _model(data: bytes) -> tuple[list[_Op], dict[int, tuple[str, tuple[int, ...]
             tensor = graph.Tensors(t)
             signature = tensor.ShapeSignatureAsNumpy() if tensor.ShapeSignatureLength() else tensor.ShapeAsNumpy()
             shape = tuple(int(d) for d in signature) if not isinstance(signature, int) else ()
-            tensors[t] = (_dtype_name(tensor.Type()), shape)
+            tensors[t] = (dtype_name(tensor.Type()), shape)
             buffer = model.Buffers(tensor.Buffer()) if tensor.Buffer() < model.BuffersLength() else None
             if buffer is not None and (buffer.DataLength() or buffer.Offset() > 1):
                 constants.add(t)
@@ -166,8 +162,6 @@ def _model(data: bytes) -> tuple[list[_Op], dict[int, tuple[str, tuple[int, ...]
             ops.append(_Op(o, codes[operator.OpcodeIndex()], name.split(";")[0], inputs, outputs,
                            tuple(t for t in inputs if t not in constants)))
         graph_inputs = {int(t) for t in graph.InputsAsNumpy()} if graph.InputsLength() else set()
-    except Exception as exc:  # flatbuffers raises struct, index and value errors on damaged files
-        raise CorruptModelError(f"not a readable .tflite flatbuffer: {type(exc).__name__}: {exc}") from exc
     # Every tensor no op writes is there before the plan runs: graph inputs, constants, and variable (state) tensors, which
     # an op reads before the op that assigns them (an LSTM's state); waiting for those would wait for ever.
     written = {t for op in ops for t in op.outputs}

@@ -21,10 +21,10 @@ BUFFER_ALIGNMENT = 16
 
 def repack(flatbuffer: bytes, edit: Callable[[object], None], what: str, extra_bytes: int = 0) -> bytes:
     """The model with `edit(model)` applied to its object-API form (schema.ModelT); `what` says in an error what for."""
-    from edgezoo.formats.tflite.flatbuffer import _schema
+    from edgezoo.formats.tflite.flatbuffer import schema as tflite_schema
 
     try:
-        model = _schema().ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+        model = tflite_schema().ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
     except Exception as exc:  # flatbuffers raises struct and index errors on damaged files
         raise CorruptModelError(f"cannot unpack the .tflite to {what}: {type(exc).__name__}: {exc}") from exc
     if any(buffer.offset for buffer in model.buffers or ()):

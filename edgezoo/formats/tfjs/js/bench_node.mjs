@@ -7,28 +7,15 @@ import { dirname, join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 
 import { readArrays, signatureOf } from "./harness.mjs";
-
-async function loadFromDisk(modelJsonPath) {
-  const modelJson = JSON.parse(await readFile(modelJsonPath, "utf8"));
-  const groups = modelJson.weightsManifest;
-  const shards = await Promise.all(groups.flatMap((g) => g.paths).map((p) => readFile(join(dirname(modelJsonPath), p))));
-  const weights = Buffer.concat(shards);
-  const artifacts = {
-    modelTopology: modelJson.modelTopology,
-    weightSpecs: groups.flatMap((g) => g.weights),
-    weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
-    signature: modelJson.signature,
-    userDefinedMetadata: modelJson.userDefinedMetadata,
-  };
-  return { model: await tf.loadGraphModel(tf.io.fromMemory(artifacts)), signature: signatureOf(modelJson) };
-}
+import { loadGraphModelFile } from "./load_node.mjs";
 
 async function main() {
   const spec = JSON.parse(await readFile(process.argv[2], "utf8"));
   await tf.setBackend("cpu");
   await tf.ready();
   const runtimeRss = process.memoryUsage().rss; // TF.js loaded, no model yet
-  const { model, signature } = await loadFromDisk(spec.model);
+  const { model, modelJson } = await loadGraphModelFile(tf, spec.model);
+  const signature = signatureOf(modelJson);
   const arrays = await readArrays(spec.inputs, (file) => readFile(join(dirname(process.argv[2]), file)));
   const feed = {};
   for (const [name, array] of Object.entries(arrays)) feed[signature.inputs[name].tensor] = tf.tensor(array.data, array.shape, array.dtype);

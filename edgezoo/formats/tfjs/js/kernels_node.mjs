@@ -5,31 +5,18 @@
 // a kernel when it has not registered that name. Registering happens when a backend's package is imported, so
 // WebGL's list is complete in Node although WebGL itself cannot start here.
 // Prints one JSON object; on failure, exit code 1 and a line `edgezoo-harness-error: MESSAGE` on stderr.
-import { readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
 
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 
-function fileHandler(modelJsonPath, modelJson) {
-  const folder = dirname(modelJsonPath);
-  const loadWeights = async (manifest) => {
-    const specs = manifest.flatMap((group) => group.weights);
-    const buffers = [];
-    for (const group of manifest) for (const path of group.paths) buffers.push(await readFile(join(folder, path)));
-    const all = Buffer.concat(buffers);
-    return [specs, all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)];
-  };
-  return { load: () => tf.io.getModelArtifactsForJSON(modelJson, loadWeights) };
-}
+import { loadGraphModelFile } from "./load_node.mjs";
 
 async function main() {
   const [modelJsonPath] = process.argv.slice(2);
   if (!modelJsonPath) throw new Error("usage: node kernels_node.mjs MODEL_JSON");
   if (!(await tf.setBackend("cpu"))) throw new Error("the TF.js cpu backend could not start");
   await tf.ready();
-  const modelJson = JSON.parse(await readFile(modelJsonPath, "utf8"));
-  const model = await tf.loadGraphModel(fileHandler(modelJsonPath, modelJson));
+  const { model } = await loadGraphModelFile(tf, modelJsonPath);
   const feed = {};
   for (const input of model.inputs) {
     const shape = (input.shape || []).map((d) => (d == null || d < 0 ? 1 : d));

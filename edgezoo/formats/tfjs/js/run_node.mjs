@@ -2,24 +2,12 @@
 // Usage: node run_node.mjs MODEL_JSON EXCHANGE_DIR [cpu|wasm]
 // Prints {"backend": ...} on success; on failure, exit code 1 and a line `edgezoo-harness-error: MESSAGE` on stderr.
 import { readFile, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 
 import * as tf from "@tensorflow/tfjs";
 
 import { readArrays, runModel, signatureOf, writeArrays } from "./harness.mjs";
-
-// Model files from disk: the pure-JS @tensorflow/tfjs has no file:// loader of its own.
-function fileHandler(modelJsonPath, modelJson) {
-  const folder = dirname(modelJsonPath);
-  const loadWeights = async (manifest) => {
-    const specs = manifest.flatMap((group) => group.weights);
-    const buffers = [];
-    for (const group of manifest) for (const path of group.paths) buffers.push(await readFile(join(folder, path)));
-    const all = Buffer.concat(buffers);
-    return [specs, all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)];
-  };
-  return { load: () => tf.io.getModelArtifactsForJSON(modelJson, loadWeights) };
-}
+import { loadGraphModelFile } from "./load_node.mjs";
 
 async function main() {
   const [modelJsonPath, exchangeDir, backend = "cpu"] = process.argv.slice(2);
@@ -27,8 +15,7 @@ async function main() {
   if (backend === "wasm") await import("@tensorflow/tfjs-backend-wasm");
   if (!(await tf.setBackend(backend))) throw new Error(`the TF.js ${backend} backend could not start`);
   await tf.ready();
-  const modelJson = JSON.parse(await readFile(modelJsonPath, "utf8"));
-  const model = await tf.loadGraphModel(fileHandler(modelJsonPath, modelJson));
+  const { model, modelJson } = await loadGraphModelFile(tf, modelJsonPath);
   const manifest = JSON.parse(await readFile(join(exchangeDir, "inputs.json"), "utf8"));
   const inputs = await readArrays(manifest.inputs, (file) => readFile(join(exchangeDir, file)));
   const outputs = await runModel(tf, model, signatureOf(modelJson), inputs);
