@@ -38,6 +38,7 @@ FOOTPRINT = "footprint estimate"
 HTML = "HTML report"
 PLACEMENT = "op placement"  # which backend takes each op (edgezoo/formats/placement.py)
 EXPLORER = "Model Explorer overlays"  # node-data files beside the artifact (edgezoo/reports/explorer.py)
+LATENCY = "per-op latency"  # ONNX Runtime's profiler on one sample, for the explorer overlay (edgezoo/formats/onnx/explorer.py)
 
 EXPLAIN_SECONDS = 300.0  # the time limit of what explains a finished artifact (MobileNetV2's TF.js placement: about 2 s)
 

@@ -204,10 +204,12 @@ def write_evidence(staging: Path, *, model, profile, artifact, parity, data, gol
     key = placement_key(artifact.format, profile.runtime)
     report["placement"] = checks.run(diag.PLACEMENT, lambda: placement_section(key, artifact.path), seconds=limit) or diag.unavailable(
         checks.failed.get(diag.PLACEMENT, ""))
-    # Model Explorer's node-data files (explorer/: precision, SNR where measured, placement): `edgezoo explore` opens them.
-    from edgezoo.reports.explorer import write_node_data
+    # Model Explorer's node-data files (explorer/: precision, SNR where measured, placement, per-op latency where the runtime
+    # profiles ops): `edgezoo explore` opens them. The latency is its own diagnostic: when it fails the other overlays stand.
+    from edgezoo.reports.explorer import op_latency, write_node_data
 
-    checks.run(diag.EXPLORER, lambda: write_node_data(staging / "explorer", report, artifact), seconds=limit)
+    latency = checks.run(diag.LATENCY, lambda: op_latency(artifact, golden), seconds=limit)  # None: no runtime profiles per op
+    checks.run(diag.EXPLORER, lambda: write_node_data(staging / "explorer", report, artifact, latency=latency), seconds=limit)
     checks.run(diag.HTML, lambda: write_target_html(staging, report), seconds=limit)
     diag.report_section(report, checks)
     write_json(staging / "report.json", report)

@@ -66,14 +66,17 @@ def test_node_data_lands_on_the_graphs_nodes(target, overlays, tmp_path):
 
 
 def test_no_overlays_for_formats_model_explorer_cannot_open(tmp_path):
-    assert explorer.write_node_data(tmp_path, {"format": "onnx"}, tmp_path / "model.onnx") == []
+    assert explorer.write_node_data(tmp_path, {"format": "tfjs"}, tmp_path / "model.json") == []
+    assert explorer.op_latency(tmp_path / "model.json", None) is None
 
 
 def test_explore_refuses_bad_input(tmp_path, capsys):
     (tmp_path / "model.onnx").write_bytes(b"not onnx")
     (tmp_path / "model.tflite").write_bytes(b"not a flatbuffer")
-    for argument, words in ((tmp_path / "none.tflite", "does not exist"), (tmp_path / "model.onnx", "no adapter"),
-                            (Path(__file__), "not an artifact"), (tmp_path / "model.tflite", "cannot read")):
+    (tmp_path / "model.json").write_text("{}")
+    for argument, words in ((tmp_path / "none.tflite", "does not exist"), (tmp_path / "model.json", "no adapter"),
+                            (Path(__file__), "not an artifact"), (tmp_path / "model.tflite", "cannot read"),
+                            (tmp_path / "model.onnx", "cannot read")):
         assert cli(["explore", str(argument), "--no-browser"]) == 2
         assert words in capsys.readouterr().err
 
@@ -106,10 +109,11 @@ def test_explore_command_serves_until_ctrl_c(target, tmp_path):
             child.wait()
 
 
-def test_model_explorer_draws_the_overlay_in_chromium(target, overlays, tmp_path):
+def open_page(server, screenshot: Path, height: int = 800) -> tuple[list, list[str]]:
+    """The served page in headless Chromium (every request off 127.0.0.1 blocked), every layer expanded, a screenshot
+    taken: (the side panel's table rows as [(text, background colour) per cell], the blocked addresses)."""
     from playwright.sync_api import sync_playwright
 
-    start = time.monotonic()
     blocked: list[str] = []
 
     def loopback_only(route):  # the machine reaches no internet, and the page must not need it
@@ -119,24 +123,40 @@ def test_model_explorer_draws_the_overlay_in_chromium(target, overlays, tmp_path
             blocked.append(route.request.url)
             route.abort()
 
-    precision = overlays[0].parent / "precision.json"
-    screenshot = tmp_path / "model-explorer.png"
-    with explorer.ExplorerServer(target / "model.tflite", [precision]) as server, sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                              args=[*CHROMIUM_FLAGS, "--enable-unsafe-swiftshader"])  # WebGL on the CPU
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 800})
+            page = browser.new_page(viewport={"width": 1200, "height": height})
             page.route("**/*", loopback_only)
             page.goto(server.url)
             page.wait_for_selector("text=Node data", timeout=30_000)  # the side panel's table of per-node values
             page.locator("mat-icon", has_text="unfold_more_double").first.click()  # expand every layer: op nodes drawn
-            page.mouse.move(600, 780)  # off the button, so its tooltip does not cover the graph
+            page.mouse.move(600, height - 20)  # off the button, so its tooltip does not cover the graph
             page.wait_for_timeout(1500)
             page.screenshot(path=str(screenshot))
             rows = page.evaluate("""() => [...document.querySelectorAll('tr')].map(row => [...row.cells].map(cell =>
                 [cell.innerText.trim(), getComputedStyle(cell).backgroundColor]))""")
         finally:
             browser.close()
+    return rows, blocked
+
+
+def drawn_pixels(screenshot: Path, hex_colour: str) -> int:
+    """How many pixels of the graph pane (not the side panel) have the colour: op nodes filled with it."""
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(screenshot).convert("RGB"))[:, :820].astype(int)
+    colour = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(pixels - colour).max(axis=-1) <= 3).sum())
+
+
+def test_model_explorer_draws_the_overlay_in_chromium(target, overlays, tmp_path):
+    start = time.monotonic()
+    precision = overlays[0].parent / "precision.json"
+    screenshot = tmp_path / "model-explorer.png"
+    with explorer.ExplorerServer(target / "model.tflite", [precision]) as server:
+        rows, blocked = open_page(server, screenshot)
     print(f"Model Explorer screenshot: {screenshot} ({time.monotonic() - start:.1f} s); blocked: {sorted(set(blocked))}")
 
     # Only Google's web fonts are asked for off the machine (the page falls back from them); anything else is new.
@@ -146,12 +166,8 @@ def test_model_explorer_draws_the_overlay_in_chromium(target, overlays, tmp_path
     assert shown[("conv_2d", "int8")] == _css(explorer.PRECISION_COLOURS["int8"])
     assert shown[("fully_connected", "float32")] == _css(explorer.PRECISION_COLOURS["float32"])
     # The graph itself (a WebGL canvas): op nodes filled with the overlay's colours.
-    from PIL import Image
-
-    pixels = np.asarray(Image.open(screenshot).convert("RGB"))[:, :820].astype(int)  # the graph pane, not the side panel
     for kind in ("int8", "float32"):
-        colour = np.array([int(explorer.PRECISION_COLOURS[kind][i:i + 2], 16) for i in (1, 3, 5)])
-        assert (np.abs(pixels - colour).max(axis=-1) <= 3).sum() > 300, f"no {kind} node drawn in {screenshot}"
+        assert drawn_pixels(screenshot, explorer.PRECISION_COLOURS[kind]) > 300, f"no {kind} node drawn in {screenshot}"
 
 
 def _css(hex_colour: str) -> str:

@@ -9,13 +9,13 @@ from edgezoo.cli.flags import common_flags
 def add(subparsers) -> None:
     parser = subparsers.add_parser(
         "explore",
-        help="open an artifact's graph in Model Explorer with per-op overlays (precision, quantisation SNR, placement)",
+        help="open an artifact's graph in Model Explorer with per-op overlays (precision, quantisation SNR, placement, latency)",
         description="Start Model Explorer (ai-edge-model-explorer) on 127.0.0.1 with ARTIFACT's graph and the node-data "
         "overlays beside it (explorer/*.json, made from the report.json beside the artifact when missing): each op's "
-        "precision, its quantisation SNR where measured, and where each op runs. Prints the address; Ctrl+C stops it. "
-        "Model Explorer reads .tflite artifacts (it has no adapter for ONNX or TF.js here).",
+        "precision, its quantisation SNR where measured, where each op runs, and (ONNX) each op's time on this host's CPU. "
+        "Prints the address; Ctrl+C stops it. Model Explorer reads .tflite and .onnx artifacts (TF.js has no adapter).",
     )
-    parser.add_argument("artifact", help="a .tflite edgezoo made (its report.json beside it brings the overlays)")
+    parser.add_argument("artifact", help="a .tflite or .onnx edgezoo made (its report.json beside it brings the overlays)")
     parser.add_argument("--port", type=int, metavar="N", help="the port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--no-browser", action="store_true", help="print the address only; do not open a browser")
     common_flags(parser)

@@ -1,81 +1,115 @@
 """Model Explorer overlays: per-op facts from a report, as node-data files Google's Model Explorer (ai-edge-model-explorer)
-draws on the artifact's graph, and a Model Explorer server on 127.0.0.1 that opens the artifact with them.
+draws on the artifact's graph; `edgezoo explore` serves them (edgezoo/reports/explorer_server.py).
 
 Node data is written with Model Explorer's own node_data_builder, one file per overlay, in `explorer/` beside the
 artifact: each op's precision (read back from the file), the quantisation SNR at each op's output and with only that op
-in int8 (report["quantization_trace"], when measured), and for every backend in report["placement"] the one that takes
-each op (or why it does not). edgezoo measures no per-op latency (bench times the whole model), so there is no latency overlay.
+in int8 (report["quantization_trace"], when measured), for every backend in report["placement"] the one that takes
+each op (or why it does not), and each op's latency where a runtime measures it per op (ONNX Runtime's profiler, on
+this host's CPU: `op_latency`; no TFLite runtime installed exposes per-op times to Python).
 
-How nodes are identified: the .tflite flatbuffer adapter (ai_edge_model_explorer_adapter) names each op node of the main
-subgraph by its operator index ("0", "1", ...; constants and the graph's inputs and outputs get the numbers after the
-last op). Overlays are keyed by that index, which is also the index of report["placement"] ops, and the server is told
-to use that adapter, so the numbering cannot change under them. Model Explorer 0.1.34 has no adapter for ONNX (the
-separate model-explorer-onnx extension is not in the lock) nor for TF.js' model.json: those artifacts get no overlays.
+How nodes are identified is each format's own: edgezoo/formats/<format>/explorer.py names the Model Explorer adapter
+(ADAPTER_ID, and the EXTENSIONS module that registers it) and lists the main graph's ops with that adapter's node ids
+(`ops`). TFLite: the flatbuffer adapter's operator index; ONNX: model-explorer-onnx's node name. The server is told to
+use that adapter, so the ids cannot change under the overlays. TF.js' model.json has no adapter: no overlays.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgezoo.errors import CorruptModelError, RuntimeFailure, UsageError
+from edgezoo.errors import CorruptModelError, UsageError
+from edgezoo.formats import part
+from edgezoo.reports.explorer_server import ExplorerServer, free_port  # noqa: F401 - the names `edgezoo explore` and tests use
 from edgezoo.validate.metrics import SNR_CAP_DB
 
 FOLDER = "explorer"  # beside the artifact: <out>/<model>/<target>/explorer/*.json
-ADAPTERS = {"tflite": "builtin_tflite_flatbuffer"}  # format -> the Model Explorer adapter whose node ids the overlays use
+FORMATS = ("tflite", "onnx")  # the formats with a formats/<format>/explorer.py
+ADAPTERS = {name: part(name, "explorer").ADAPTER_ID for name in FORMATS}  # format -> the adapter whose node ids the overlays use
 INSTALL_HINT = "install edgezoo's explorer extra: pip install -c requirements/lock.txt -e '.[explorer]'"
 PRECISION_COLOURS = {"int8": "#a5d6a7", "int16": "#80cbc4", "dynamic-int8": "#fff59d", "float32": "#ffab91",
                      "float16": "#ffcc80", "conversion": "#ce93d8", "index": "#e0e0e0"}
 ACCEPTED_COLOUR, REJECTED_COLOUR = "#a5d6a7", "#ef9a9a"
 # SNR in dB means the same on every model (scale-free), so fixed bands rather than a gradient over this model's range.
 SNR_BANDS = ((20, "#ef5350"), (30, "#ffa726"), (40, "#ffee58"), (1000, "#66bb6a"))
-HEALTH_TIMEOUT_SECONDS = 60
+# Per-op time: a gradient over this model's own range (absolute µs differ from machine to machine anyway).
+LATENCY_GRADIENT = ((0.0, "#e3f2fd"), (0.5, "#64b5f6"), (1.0, "#0d47a1"))
 
 
 @dataclass(frozen=True)
 class Op:
-    node_id: str  # the node's id in Model Explorer's graph: the operator's index in the main subgraph
-    op: str  # CONV_2D
+    index: int  # the op's position in the file (main subgraph / graph.node): the index of report["placement"] ops
+    node_id: str  # the node's id in Model Explorer's graph, as the format's adapter names it
+    op: str  # CONV_2D, Conv
     output: str  # its first output tensor's name
     layer: str
     precision: str
 
 
+def format_module(artifact: str | Path):
+    """The format's explorer module (ADAPTER_ID, EXTENSIONS, ops, adapter); UsageError for a format with no adapter."""
+    name = artifact_format(Path(artifact))
+    if name not in FORMATS:
+        raise UsageError(unsupported(Path(artifact)))
+    return part(name, "explorer")
+
+
 def artifact_ops(artifact: str | Path) -> tuple[Op, ...]:
-    """The main subgraph's ops as Model Explorer numbers them, with the precision each computes in (from the file)."""
-    from edgezoo.formats import tflite
-
-    data = Path(artifact).read_bytes()
-    nodes = tflite.read_flatbuffer(data).ops
-    precisions = tflite.op_precisions(data)  # one per op, in read_flatbuffer's order
-    return tuple(Op(str(node.index), node.op, p.output, p.layer, p.precision)
-                 for node, p in zip(nodes, precisions) if node.subgraph == 0)
+    """The main graph's ops, with the node ids Model Explorer's adapter gives them and the precision each computes in."""
+    return tuple(Op(**row) for row in format_module(artifact).ops(artifact))
 
 
-def write_node_data(folder: str | Path, report: dict, artifact) -> list[Path]:
-    """Node-data files (one per overlay) for the artifact in `folder`, from what the report holds. Nothing for a format
-    Model Explorer cannot load. `artifact` is an Artifact or the artifact file's path."""
+def write_node_data(folder: str | Path, report: dict, artifact, latency: dict[int, float] | None = None) -> list[Path]:
+    """Node-data files (one per overlay) for the artifact in `folder`, from what the report holds and the per-op latency
+    (op index -> µs, `op_latency`) when measured. Nothing for a format Model Explorer cannot load. `artifact` is an
+    Artifact or the artifact file's path."""
     path = Path(getattr(artifact, "path", artifact))
-    if report.get("format", artifact_format(path)) not in ADAPTERS:
+    if report.get("format", artifact_format(path)) not in FORMATS:
         return []
     builder = _builder()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for stem, data in overlays(report, artifact_ops(path), builder).items():
+    module = format_module(path)
+    ops = artifact_ops(path)
+    found = overlays(report, ops, builder)
+    if latency:  # named by the format's module: the runtime that measured it, and how
+        found.update(latency_overlay(latency, ops, *module.LATENCY_OVERLAY, builder=builder))
+    for stem, data in found.items():
         target = folder / f"{stem}.json"
         target.write_text(data.to_json_string(indent=2) + "\n", encoding="utf-8")
         written.append(target)
     return written
+
+
+def op_latency(artifact, golden) -> dict[int, float] | None:
+    """Each op's time in µs (op index -> median), measured on one sample of the golden set where the format's runtime
+    profiles per op (ONNX Runtime); None elsewhere, and when Model Explorer, which would draw it, is not installed."""
+    path = Path(getattr(artifact, "path", artifact))
+    if artifact_format(path) not in FORMATS:
+        return None
+    module = format_module(path)
+    if not hasattr(module, "latency"):
+        return None
+    try:
+        _builder()
+    except UsageError:
+        return None
+    inputs = {golden.input_names.get(name, name): array[:1] for name, array in golden.inputs.items()}
+    return module.latency(path, inputs)
+
+
+def latency_overlay(latency: dict[int, float], ops: tuple[Op, ...], stem: str, name: str, builder=None) -> dict:
+    """File stem -> GraphNodeData of each op's time in µs, coloured along this model's own range."""
+    nd = builder or _builder()
+    by_index = {op.index: op.node_id for op in ops}
+    results = {by_index[i]: nd.NodeDataResult(value=round(float(us), 1)) for i, us in latency.items() if i in by_index}
+    if not results:
+        return {}
+    return {stem: nd.GraphNodeData(name=name, results=results,
+                                   gradient=[nd.GradientItem(stop=s, bgColor=c) for s, c in LATENCY_GRADIENT])}
 
 
 def overlays(report: dict, ops: tuple[Op, ...], builder=None) -> dict:
@@ -95,13 +129,13 @@ def overlays(report: dict, ops: tuple[Op, ...], builder=None) -> dict:
         if results:
             found[stem] = nd.GraphNodeData(name=name, results=results,
                                            thresholds=[nd.ThresholdItem(value=v, bgColor=c) for v, c in SNR_BANDS])
-    known = {op.node_id for op in ops}
+    by_index = {op.index: op.node_id for op in ops}  # placement rows are in file order, as the ops
     section = report.get("placement") or {}  # {"placed_for", "backends": [Placement.to_json()]}, or "unavailable"
     for placement in section.get("backends", []) if isinstance(section, dict) else section:
-        results = {str(row["index"]): nd.NodeDataResult(value=row["placed_on"] if row.get("accepted") else
+        results = {by_index[row["index"]]: nd.NodeDataResult(value=row["placed_on"] if row.get("accepted") else
                                                         f"{row['placed_on']}: {row.get('reason') or 'rejected'}",
                                                         bgColor=ACCEPTED_COLOUR if row.get("accepted") else REJECTED_COLOUR)
-                   for row in placement.get("ops", []) if str(row.get("index")) in known}
+                   for row in placement.get("ops", []) if row.get("index") in by_index}
         if results:
             found[f"placement-{_slug(placement['backend'])}"] = nd.GraphNodeData(
                 name=f"placement: {placement['backend']}", results=results, hideInAggregatedStatsTable=True,
@@ -131,18 +165,17 @@ def _trace_values(layers: list[dict], ops: tuple[Op, ...], key: str) -> dict[str
 def graph_nodes(artifact: str | Path) -> dict[str, str]:
     """Node id -> label of the main graph, as Model Explorer's adapter builds it (the ids the page matches overlays to)."""
     path = Path(artifact)
-    adapter_id = ADAPTERS.get(artifact_format(path))
-    if adapter_id is None:
-        raise UsageError(unsupported(path))
+    module = format_module(path)
     _builder()  # the install hint, when the extra is missing
-    from model_explorer.builtin_tflite_flatbuffer_adapter import BuiltinTfliteFlatbufferAdapter
     from model_explorer.utils import convert_adapter_response
 
     try:
-        graphs = convert_adapter_response(BuiltinTfliteFlatbufferAdapter().convert(str(path), {}))
-    except Exception as exc:  # the adapter's C++ parser raises RuntimeError (and others) on a damaged file
+        graphs = convert_adapter_response(module.adapter().convert(str(path), {}))
+    except ImportError as exc:
+        raise UsageError(f"Model Explorer's adapter for {artifact_format(path)} is not installed ({exc}): {INSTALL_HINT}.") from None
+    except Exception as exc:  # the adapters' parsers raise RuntimeError, DecodeError (and others) on a damaged file
         raise CorruptModelError(f"Model Explorer cannot read '{path}': {type(exc).__name__}: {exc}") from exc
-    main = graphs["graphCollections"][0]["graphs"][0]
+    main = graphs["graphCollections"][0]["graphs"][0] if "graphCollections" in graphs else graphs["graphs"][0]
     return {node["id"]: node["label"] for node in main["nodes"]}
 
 
@@ -174,101 +207,7 @@ def node_data_paths(artifact: str | Path) -> list[Path]:
 
 def unsupported(path: Path) -> str:
     return (f"'{path}': Model Explorer {_version()} has no adapter for {artifact_format(path) or 'this kind of file'} here; "
-            "it opens .tflite artifacts (ONNX needs the separate model-explorer-onnx extension, TF.js' model.json none).")
-
-
-class ExplorerServer:
-    """Model Explorer's server for one artifact and its overlays, in a child process on 127.0.0.1.
-
-    The child's HTTP(S) proxy is a closed loopback port (loopback itself excepted): Model Explorer's server asks PyPI and
-    GitHub for a newer release at start and whenever the page asks; with the proxy those requests fail at once and
-    nothing leaves the machine. The page itself loads everything from this server but Google Sans web fonts, which the
-    page falls back from (a browser that must stay offline blocks them, as the tests do)."""
-
-    def __init__(self, artifact: str | Path, node_data: list[Path], port: int | None = None, host: str = "127.0.0.1"):
-        self.artifact = Path(artifact).resolve()
-        self.node_data = [Path(p).resolve() for p in node_data]
-        self.host = host
-        self.port = port or free_port(host)
-        self._process: subprocess.Popen | None = None
-        self._log = tempfile.TemporaryFile(mode="w+")
-
-    @property
-    def url(self) -> str:
-        """The page with the model and its overlays loaded (the same address Model Explorer prints)."""
-        return f"http://{self.host}:{self.port}/?data={_config(self.artifact, self.node_data).to_url_param_value()}"
-
-    def start(self) -> "ExplorerServer":
-        env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-               "NO_PROXY": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"}
-        env.update({k.lower(): env[k] for k in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")})
-        command = [sys.executable, "-m", "edgezoo.reports.explorer", str(self.artifact), "--host", self.host,
-                   "--port", str(self.port), *[arg for p in self.node_data for arg in ("--node-data", str(p))]]
-        self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                         stdin=subprocess.DEVNULL)
-        self._wait_healthy()
-        return self
-
-    def _wait_healthy(self) -> None:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, past any proxy in our env
-        deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self.close()
-                output = self.output()
-                if "already in use" in output:
-                    raise UsageError(f"port {self.port} is already in use: give another with --port.")
-                raise RuntimeFailure(f"Model Explorer's server stopped at start (exit {self._process.returncode}): "
-                                     f"{output.strip()[-800:]}")
-            try:
-                with opener.open(f"http://{self.host}:{self.port}/check_health", timeout=2) as answer:
-                    if answer.read() == b"model_explorer_ok":
-                        return
-            except OSError:
-                time.sleep(0.2)
-        self.close()
-        raise RuntimeFailure(f"Model Explorer's server did not answer on {self.host}:{self.port} within "
-                             f"{HEALTH_TIMEOUT_SECONDS} s: {self.output().strip()[-800:]}")
-
-    def wait(self) -> int:
-        return self._process.wait() if self._process else 0
-
-    def output(self) -> str:
-        self._log.seek(0)
-        return self._log.read()
-
-    def close(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-
-    def __enter__(self) -> "ExplorerServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-        self._log.close()
-
-
-def _config(artifact: Path, node_data: list[Path]):
-    """What the page opens: the model, read by the adapter the overlays' node ids come from, and the node-data files."""
-    import model_explorer
-
-    config = model_explorer.config()
-    config.add_model_from_path(str(artifact), adapterId=ADAPTERS[artifact_format(artifact)])
-    for path in node_data:
-        config.add_node_data_from_path(str(path))
-    return config
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+            "it opens .tflite and .onnx artifacts (TF.js' model.json has none).")
 
 
 def _builder():
@@ -294,23 +233,3 @@ def artifact_format(path: Path) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "backend"
-
-
-def _serve(argv: list[str]) -> None:
-    """The child: Model Explorer's server in the foreground, never opening a browser itself."""
-    import argparse
-
-    import model_explorer
-
-    parser = argparse.ArgumentParser(prog="python -m edgezoo.reports.explorer")
-    parser.add_argument("artifact")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--node-data", action="append", default=[])
-    args = parser.parse_args(argv)
-    config = _config(Path(args.artifact), [Path(p) for p in args.node_data])
-    model_explorer.visualize_from_config(config, host=args.host, port=args.port, no_open_in_browser=True)
-
-
-if __name__ == "__main__":
-    _serve(sys.argv[1:])
