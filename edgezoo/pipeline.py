@@ -15,6 +15,7 @@ from edgezoo.target_run import Feedback, TargetResult, disk_full, try_target
 from edgezoo.targets import TargetProfile, builtin_profiles, resolve_profile, static_shape
 from edgezoo.tasks import task_for
 from edgezoo.zoo import LoadedModel, load
+from edgezoo.zoo.reference import dynamic_size_that_runs
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def prepare_data(model: LoadedModel, options: ConvertOptions, shapes: dict | Non
         return calibration_data.load_calibration(options.calibration, model, options.calibration_settings())
     if model.load_data is not None:
         return calibration_data.from_model_data(model)
-    return calibration_data.synthetic(model, seed=options.seed, shapes=shapes)
+    return calibration_data.synthetic(model, seed=options.seed, shapes=shapes, dynamic_size=dynamic_size_that_runs(model, shapes))
 
 
 @dataclass(frozen=True)

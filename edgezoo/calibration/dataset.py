@@ -96,11 +96,14 @@ def from_model_data(model) -> CalibrationSet:
     )
 
 
-def synthetic(model, *, seed: int = 0, count: int = 64, shapes: dict[str, tuple[int, ...]] | None = None) -> CalibrationSet:
+def synthetic(model, *, seed: int = 0, count: int = 64, shapes: dict[str, tuple[int, ...]] | None = None,
+              dynamic_size: int | None = None) -> CalibrationSet:
     """Random inputs, only when the user gave none: quantisation ranges and parity from them are guesses.
 
-    `shapes` (--input-shape) gives the sizes of dynamic dimensions; those still unknown get size 1, said in the warning.
+    `shapes` (--input-shape) gives the sizes of dynamic dimensions; those still unknown get `dynamic_size` (a size the
+    original was seen to run at, zoo.reference.dynamic_size_that_runs) or else 1, said in the warning.
     """
+    size = dynamic_size or 1
     message = (
         f"{SYNTHETIC_BANNER}: no calibration data was given for {model.name}, so edgezoo uses {count} random samples. "
         "Quantisation ranges and parity figures from random data can be far from real use; pass --calibration "
@@ -111,10 +114,11 @@ def synthetic(model, *, seed: int = 0, count: int = 64, shapes: dict[str, tuple[
     arrays = {}
     for spec in model.inputs:
         given = (shapes or {}).get(spec.name)
-        shape = tuple(given[1:]) if given else tuple(1 if d is None else d for d in spec.shape[1:])
+        shape = tuple(given[1:]) if given else tuple(size if d is None else d for d in spec.shape[1:])
         if not given and None in spec.shape[1:]:
             shown = ", ".join("?" if d is None else str(d) for d in spec.shape)
-            warnings.append(f"input '{spec.name}' has dynamic dimensions [{shown}]; the random samples give them size 1 "
+            why = " (the first of 32, 64, 128, 224, 299 the original runs at)" if dynamic_size else ""
+            warnings.append(f"input '{spec.name}' has dynamic dimensions [{shown}]; the random samples give them size {size}{why} "
                             f"({[count, *shape]}). Fix the size with --input-shape {spec.name}=1,... or give --calibration data.")
         if np.dtype(spec.dtype).kind == "f":
             arrays[spec.name] = rng.standard_normal((count, *shape)).astype(spec.dtype)

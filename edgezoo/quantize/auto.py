@@ -118,9 +118,9 @@ def search(target: Target, options, exclude=()) -> Search:
         checked = attempt(name, quantization, fallback=fallback and quantization is Quantization.INT8)
         if checked is None:
             continue
-        if quantization is Quantization.INT8 and checked.report["float_fallback"]["steps"]:
+        section = checked.report.get("float_fallback")  # TFLite int8 only: ONNX's int8 has no float fallback
+        if quantization is Quantization.INT8 and section and section["steps"]:
             # The fallback ran: the plain int8 conversion failed parity, and the mix found is a candidate of its own.
-            section = checked.report["float_fallback"]
             plain = section["plain"]
             mix_row = {**rows[-1], "candidate": MIX, "seconds": round(rows[-1]["seconds"] - plain["seconds"], 3), "note": section["message"]}
             if section["outcome"] != "passed":  # the artifact is still the plain int8 one: the mix row has no artifact
@@ -165,8 +165,9 @@ def convert_auto(target: Target, workdir, options) -> CheckedConversion:
     int8 = found.tried.get(MIX, found.tried.get("int8"))
     if int8 is not None and "quantization_trace" not in report:
         # The kept artifact is not int8: the int8 candidate's trace and fallback say why, labelled as the int8 candidate's.
-        for key in ("quantization_trace", "float_fallback"):
-            report[key] = {**int8[0].report[key], "candidate": "int8"}
+        for key in ("quantization_trace", "float_fallback"):  # TFLite's int8 has them; ONNX's int8 neither
+            if key in int8[0].report:
+                report[key] = {**int8[0].report[key], "candidate": "int8"}
     return dataclasses.replace(checked, artifact=checked.artifact.relocated(folder, workdir), report={**report, "auto_quantization": section})
 
 

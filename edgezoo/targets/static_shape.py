@@ -222,6 +222,12 @@ def fix_shapes(model: LoadedModel, shapes: dict[str, Shape], *, resave: bool = T
     TFLite targets)."""
     if all(spec.shape == tuple(shapes.get(spec.name, spec.shape)) for spec in model.inputs):
         return model
+    if model.batch_one_saved_model is not None and shapes == {spec.name: (1, *spec.shape[1:]) for spec in model.inputs}:
+        # A Keras 3 recurrent model, exported at batch 1 when loaded (zoo/local.py): tracing the dynamic export again would
+        # keep its recurrent loop's dynamic TensorList, which TFLite cannot lower (TFLM would need Flex ops).
+        inputs, outputs = read_signature(model.batch_one_saved_model, model.signature_key)
+        return dataclasses.replace(model, saved_model_dir=model.batch_one_saved_model, inputs=inputs, outputs=outputs,
+                                   fixed_signature=None, batch_one_saved_model=None)
     shown = ", ".join(f"{name} {show(shape)}" for name, shape in shapes.items())
     if not resave:
         fixed = FixedSignature(model, shapes)  # over the original SavedModel, with any earlier fixed shapes kept

@@ -93,6 +93,9 @@ class LoadedModel:
     # TFLite targets: the serving signature traced for fixed input shapes (zoo/signature.FixedSignature), which the
     # TFLite converter reads instead of a re-saved SavedModel; None: the converters read saved_model_dir's signature.
     fixed_signature: object = field(default=None, compare=False, repr=False)
+    # A Keras 3 recurrent model exported again at batch 1 when loaded (zoo/local.py), for the TFLite converter, which cannot
+    # lower the dynamic-batch export's recurrent loop; None for every other model.
+    batch_one_saved_model: Path | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_classifier(self) -> bool:

@@ -1,4 +1,4 @@
-"""Local model files: a SavedModel folder (TF2 or tf-keras), a tf-keras HDF5 file (`.h5` or `.hdf5`), or a Keras 3 `.keras` archive.
+"""Local model files: a SavedModel folder (TF2 or tf-keras), a Keras HDF5 file (`.h5` or `.hdf5`, written by tf-keras or Keras 3), or a Keras 3 `.keras` archive.
 
 Files that are not SavedModels are exported to one in a scratch folder, the canonical form every
 converter reads. Every file is checked by zoo/safety.py before Keras or TensorFlow reads it.
@@ -27,7 +27,7 @@ ARTIFACT_SUFFIXES = (".tflite", ".onnx")
 KIND_NAMES = {
     "saved_model": "a TensorFlow SavedModel folder",
     "keras": "a Keras 3 .keras archive",
-    "h5": "a tf-keras HDF5 model (.h5, .hdf5)",
+    "h5": "a Keras HDF5 model (.h5, .hdf5; tf-keras or Keras 3)",
     "tflite": "a TFLite model",
     "onnx": "an ONNX model",
     "tfjs": "a TF.js model (model.json)",
@@ -96,13 +96,14 @@ def load_local(source: str, options: LoadOptions) -> LoadedModel:
             "model (SavedModel folder, .keras, .h5 or .hdf5); to check an existing artifact against its original, use "
             "`edgezoo validate`."
         )
+    batch_one = None
     if kind == "saved_model":
         check_saved_model(path, options.trust_model)
         saved_model, name = path, path.name
     elif kind == "h5":
-        saved_model, name = _export_h5(path, options), path.stem
+        (saved_model, batch_one), name = _export_h5(path, options), path.stem
     elif kind == "keras":
-        saved_model, name = _export_keras3(path, options), path.stem
+        (saved_model, batch_one), name = _export_keras3(path, options), path.stem
     elif path.is_dir():
         raise CorruptModelError(f"'{source}' is a folder but not a SavedModel (no saved_model.pb in it).")
     else:
@@ -118,6 +119,7 @@ def load_local(source: str, options: LoadOptions) -> LoadedModel:
         outputs=outputs,
         sha256=sha256_of_path(path),
         task=_task_of(outputs, saved_model),
+        batch_one_saved_model=batch_one,
     ))
 
 
@@ -131,25 +133,31 @@ def _task_of(outputs, saved_model: Path) -> str | None:
     return "classification" if looks_like_classifier(outputs, saved_model) else None
 
 
-def _export_h5(path: Path, options: LoadOptions) -> Path:
-    keras = _tf.tf_keras()
+def _export_h5(path: Path, options: LoadOptions) -> tuple[Path, Path | None]:
+    """An HDF5 model of either Keras: the file's keras_version says which wrote it. Keras 3 writes layer configs tf-keras
+    cannot read (InputLayer's batch_shape), and reads its own HDF5 files, so a Keras 3 file goes the Keras 3 way."""
     import h5py
 
     try:
         with h5py.File(path, "r") as handle:
             raw = handle.attrs.get("model_config")
+            written_by = handle.attrs.get("keras_version", "")
         if raw is None:
             raise ValueError("no model_config attribute (a weights-only file?)")
         config = json.loads(raw)
+        written_by = written_by.decode() if isinstance(written_by, bytes) else str(written_by)
     except (OSError, ValueError, RecursionError) as exc:
         raise CorruptModelError(f"cannot read the Keras HDF5 file {path}: {exc}. Check that it is a complete model saved with model.save().") from exc
     check_keras_config(config, path, options.trust_model)
+    if written_by.split(".")[0].isdigit() and int(written_by.split(".")[0]) >= 3:
+        return _export_with_keras3(path, options, f"the Keras {written_by} HDF5 file")
+    keras = _tf.tf_keras()
     try:
         with _tf.quiet_native_output():
             model = keras.models.load_model(path, compile=False, safe_mode=not options.trust_model)
     except Exception as exc:
         raise CorruptModelError(f"cannot load the Keras HDF5 file {path}: {type(exc).__name__}: {exc}") from exc
-    return save_keras2(model)
+    return save_keras2(model), None
 
 
 def save_keras2(model) -> Path:
@@ -160,7 +168,7 @@ def save_keras2(model) -> Path:
     return target
 
 
-def _export_keras3(path: Path, options: LoadOptions) -> Path:
+def _export_keras3(path: Path, options: LoadOptions) -> tuple[Path, Path | None]:
     import zipfile
 
     try:
@@ -170,15 +178,56 @@ def _export_keras3(path: Path, options: LoadOptions) -> Path:
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, NotImplementedError, RecursionError) as exc:
         raise CorruptModelError(f"cannot read the Keras archive {path}: {exc}. Check that it was saved with model.save('x.keras').") from exc
     check_keras_config(config, path, options.trust_model)
+    return _export_with_keras3(path, options, "the Keras archive")
+
+
+def _export_with_keras3(path: Path, options: LoadOptions, what: str) -> tuple[Path, Path | None]:
+    """A model file Keras 3 wrote (.keras, or .h5 with keras_version 3.x), loaded by Keras 3 and exported as a SavedModel;
+    and, for a recurrent model with a dynamic batch, a second export at batch 1 (LoadedModel.batch_one_saved_model)."""
     _tf.tf()
-    import keras  # Keras 3, for Keras 3 archives
+    import keras  # Keras 3, for Keras 3 files
 
     try:
         with _tf.quiet_native_output():
             model = keras.saving.load_model(path, compile=False, safe_mode=not options.trust_model)
     except Exception as exc:
-        raise CorruptModelError(f"cannot load the Keras archive {path}: {type(exc).__name__}: {exc}") from exc
+        raise CorruptModelError(f"cannot load {what} {path}: {type(exc).__name__}: {exc}") from exc
     target = scratch_dir("savedmodel-") / "saved_model"
     with _tf.quiet_native_output():
         model.export(str(target), format="tf_saved_model", verbose=False)  # its summary would pollute stdout (--json)
+    return target, _export_recurrent_at_batch_one(model, target)
+
+
+def _export_recurrent_at_batch_one(model, exported: Path) -> Path | None:
+    """A Keras 3 recurrent layer (GRU, LSTM, SimpleRNN) exported with a dynamic batch keeps a TensorList of element shape
+    [?, units] that the TFLite converter cannot lower, and the exported SavedModel cannot be traced again at another
+    shape (its functions are only the saved ones). The Python model can: exported at batch 1 under the same input names,
+    it converts (TFLite targets use it where they would fix the batch to 1: static_shape.with_batch_of_one). None for
+    other models, or when Keras cannot export it so (the TFLite conversion then says what to do)."""
+    import keras
+
+    tf = _tf.tf()
+    try:
+        layers = list(model._flatten_layers(include_self=False, recursive=True))
+    except (AttributeError, TypeError):
+        layers = list(model.layers)
+    inputs = list(getattr(model, "inputs", None) or [])
+    if not any(isinstance(layer, keras.layers.RNN) for layer in layers) or not inputs or all(t.shape[0] is not None for t in inputs):
+        return None
+    names = [spec.name for spec in read_signature(exported)[0]]
+    if len(names) != len(inputs):
+        return None
+    if len(inputs) > 1:  # the model takes its inputs in its own order, the signature lists them by name
+        if {getattr(t, "name", "") for t in inputs} != set(names):
+            return None
+        names = [t.name for t in inputs]
+    specs = [tf.TensorSpec((1, *t.shape[1:]), t.dtype, name=name) for t, name in zip(inputs, names)]
+    target = scratch_dir("savedmodel-batch1-") / "saved_model"
+    try:
+        with _tf.quiet_native_output():
+            model.export(str(target), format="tf_saved_model", verbose=False, input_signature=specs if len(specs) == 1 else [specs])
+        if sorted(spec.name for spec in read_signature(target)[0]) != sorted(names):
+            return None
+    except Exception:  # noqa: BLE001 - an optional second export; the dynamic one stands
+        return None
     return target

@@ -186,12 +186,18 @@ def set_inputs(interpreter, arrays: list[np.ndarray]) -> None:
 
 
 def quantize_input(array: np.ndarray, detail: dict) -> np.ndarray:
-    """Float model inputs to an integer tensor's values, with the tensor's scale and zero point."""
+    """Float model inputs to an integer tensor's values, with the tensor's scale and zero point. An integer tensor with
+    no scale is not quantised (token ids, a uint8 image the graph casts itself): its values go in as they are."""
     scale, zero_point = detail["quantization"]
+    if not scale:
+        return array.astype(detail["dtype"])
     info = np.iinfo(detail["dtype"])
     return np.clip(np.round(array / scale + zero_point), info.min, info.max).astype(detail["dtype"])
 
 
 def dequantize_output(array: np.ndarray, detail: dict) -> np.ndarray:
+    """An integer output's real values; one with no scale (class indices, counts) is not quantised and is returned as it is."""
     scale, zero_point = detail["quantization"]
+    if not scale:
+        return array
     return ((array.astype(np.float32) - zero_point) * scale).astype(np.float32)

@@ -219,7 +219,7 @@ def quantize(float_tflite: bytes, calibration: Calibration, *, float_ops=(), onl
     if not integer_io:
         q.update_quantization_recipe(".*", "INPUT", algorithm_key=AlgorithmName.NO_QUANTIZE)
         q.update_quantization_recipe(".*", "OUTPUT", algorithm_key=AlgorithmName.NO_QUANTIZE)
-    return _run(q, calibration.qsv, integer_io)
+    return _run(q, calibration.qsv, integer_io, float_tflite)
 
 
 def weight_only(float_tflite: bytes) -> bytes:
@@ -227,16 +227,16 @@ def weight_only(float_tflite: bytes) -> bytes:
     from ai_edge_quantizer import quantizer, recipe
 
     q = quantizer.Quantizer(float_tflite, recipe.weight_only_wi8_afp32())
-    return _run(q, None, False)
+    return _run(q, None, False, float_tflite)
 
 
-def _run(q, qsv, integer_io: bool) -> bytes:
+def _run(q, qsv, integer_io: bool, float_tflite: bytes) -> bytes:
     try:
         with _quiet():
             flatbuffer = _inline_buffers(bytes(q.quantize(qsv, enable_progress_report=False).quantized_model))
     except Exception as exc:  # ai-edge-quantizer raises ValueError, KeyError, RuntimeError on graphs it cannot rewrite
         raise ConversionError(f"ai-edge-quantizer could not quantise the model: {type(exc).__name__}: {exc}") from exc
-    _check_io(flatbuffer, integer_io)
+    _check_io(flatbuffer, integer_io, float_tflite)
     return flatbuffer
 
 
@@ -254,10 +254,13 @@ def _inline_buffers(flatbuffer: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _check_io(flatbuffer: bytes, integer_io: bool) -> None:
-    """The model loads and, with float I/O, its signature's tensors are float: a guard against the quantiser rewiring them.
-    (With integer I/O an input or output next to an op it cannot quantise stays float, which the runners handle.)"""
+def _check_io(flatbuffer: bytes, integer_io: bool, float_tflite: bytes) -> None:
+    """The model loads and, with float I/O, its signature's tensors keep the float model's dtypes: a guard against the
+    quantiser rewiring a float tensor to int8 (an integer tensor of the model's own, a uint8 image or token ids, stays as
+    it was). With integer I/O an input or output next to an op it cannot quantise stays float, which the runners handle."""
     from ai_edge_litert.interpreter import Interpreter
+
+    from edgezoo.formats.tflite.flatbuffer import read_flatbuffer
 
     try:
         runner = Interpreter(model_content=flatbuffer).get_signature_runner()
@@ -267,8 +270,10 @@ def _check_io(flatbuffer: bytes, integer_io: bool) -> None:
             runner(**{name: np.zeros([1, *d["shape_signature"][1:]], d["dtype"]) for name, d in inputs.items()})
     except (ValueError, RuntimeError) as exc:
         raise ConversionError(f"ai-edge-quantizer made a model LiteRT cannot load or run: {exc}") from exc
+    original = read_flatbuffer(float_tflite)
+    was = {io.name: io.dtype for io in (*original.inputs, *original.outputs)}
     wrong = [f"{name} is {np.dtype(d['dtype']).name}" for name, d in details.items()
-             if np.dtype(d["dtype"]) in (np.int8, np.int16, np.uint8)]
+             if np.dtype(d["dtype"]) in (np.int8, np.int16, np.uint8) and was.get(name) != np.dtype(d["dtype"]).name]
     if wrong and not integer_io:
         raise ConversionError(f"ai-edge-quantizer changed the model's float inputs/outputs: {', '.join(wrong)}.")
 
