@@ -66,3 +66,13 @@ def test_built_in_profiles_set_only_scale_free_limits():
 def test_an_output_of_nan_is_no_perfect_snr():
     ref = RNG.normal(size=(4, 3))
     assert np.isnan(metrics.snr_db(ref, np.full_like(ref, np.nan)))
+
+
+def test_a_nearly_constant_output_is_judged_against_its_magnitude():
+    """An untrained classifier's softmax is 0.1 everywhere, varying by 1e-8 (MobileNetV3Small with random weights): its
+    spread is no range to judge errors by. A float32 artifact off by 7e-9 passes; int8's 1.5% error still fails."""
+    rng = np.random.default_rng(0)
+    ref = 0.1 + 1e-8 * rng.standard_normal((13, 10))
+    assert metrics.max_error_over_range(ref, ref + 7e-9) < 1e-3
+    assert metrics.max_error_over_range(ref, ref + 0.0015) > 10
+    assert metrics.snr_db(ref, ref + 7e-9) > 100
