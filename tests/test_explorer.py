@@ -123,6 +123,11 @@ def open_page(server, screenshot: Path, height: int = 800) -> tuple[list, list[s
             blocked.append(route.request.url)
             route.abort()
 
+    # A browser parity run earlier in this test process keeps its Playwright started (the shared session), and Playwright's
+    # sync API cannot start a second one beside it: that session is closed (the next browser run starts a new one).
+    from edgezoo.formats.tfjs.run_browser import close_shared_session
+
+    close_shared_session()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                              args=[*CHROMIUM_FLAGS, "--enable-unsafe-swiftshader"])  # WebGL on the CPU

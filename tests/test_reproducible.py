@@ -1,7 +1,7 @@
 """Reproducible artifacts: the same source, options and tool versions give byte-identical files for every format and
 quantisation. The CLI converts digits-cnn twice, in two fresh processes with different output folders, and every
 file of every target folder is compared by sha256; the only files that may differ are those each report lists
-under reproducibility.varies (report.json and report.html, by their time stamp)."""
+under reproducibility.varies (report.json and report.html, by their time stamp; an ONNX artifact's per-op latency overlay, by its timings)."""
 
 from __future__ import annotations
 

@@ -59,8 +59,17 @@ def section(*, model, profile, quantization, options, data, artifact, folder: Pa
         "fingerprint": hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest(),
         "inputs": inputs,
         "files": {f.relative_to(folder).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest() for f in artifact_files(artifact, folder)},
-        "varies": dict(VARIES),
+        "varies": {**VARIES, **_timing_files(artifact.format)},
     }
+
+
+def _timing_files(format: str) -> dict[str, str]:
+    """Overlays of per-op times measured in this run (where the runtime profiles ops): they differ from run to run."""
+    if format != "onnx":
+        return {}
+    from edgezoo.formats.onnx.explorer import LATENCY_OVERLAY
+
+    return {f"explorer/{LATENCY_OVERLAY[0]}.json": "per-op times of this run, from ONNX Runtime's profiler"}
 
 
 def artifact_files(artifact, folder: Path) -> list[Path]:
