@@ -117,7 +117,7 @@ def synthetic(model, *, seed: int = 0, count: int = 64, shapes: dict[str, tuple[
         shape = tuple(given[1:]) if given else tuple(size if d is None else d for d in spec.shape[1:])
         if not given and None in spec.shape[1:]:
             shown = ", ".join("?" if d is None else str(d) for d in spec.shape)
-            why = " (the first of 32, 64, 128, 224, 299 the original runs at)" if dynamic_size else ""
+            why = " (the smallest size tried at which the original runs)" if dynamic_size else ""
             warnings.append(f"input '{spec.name}' has dynamic dimensions [{shown}]; the random samples give them size {size}{why} "
                             f"({[count, *shape]}). Fix the size with --input-shape {spec.name}=1,... or give --calibration data.")
         if np.dtype(spec.dtype).kind == "f":
